@@ -1,0 +1,6 @@
+/**
+ * The native data plane's typed surface. The rest of the runtime imports
+ * only from here, never the raw binding.
+ */
+export { SlabMapping } from "./slab.js";
+export { loadBinding, packageRoot } from "./loader.js";
