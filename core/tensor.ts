@@ -63,7 +63,7 @@ export class Tensor {
     if (this.bytes.byteOffset % size !== 0) {
       throw new TensorShapeError(`tensor bytes at offset ${this.bytes.byteOffset} are not aligned to ${size}; copy them first (bytes.slice())`);
     }
-    return new Ctor(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength / size);
+    return new Ctor(this.bytes.buffer as ArrayBuffer, this.bytes.byteOffset, this.bytes.byteLength / size);
   }
 
   toString(): string {

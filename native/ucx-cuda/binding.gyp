@@ -5,7 +5,13 @@
       "sources": [
         "src/addon.cc",
         "src/errors.cc",
-        "src/slab.cc"
+        "src/slab.cc",
+        "src/ucx_status.cc",
+        "src/ucx_request.cc",
+        "src/ucx_worker.cc",
+        "src/ucx_endpoint.cc",
+        "src/cuda_runtime.cc",
+        "src/cuda_binding.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

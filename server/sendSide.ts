@@ -1,0 +1,231 @@
+import { createActor, type ActorRefFrom, type InspectionEvent } from "xstate";
+import { Deferred } from "../core/deferred.js";
+import { InvalidArgumentError, SidecarError, TransferFailedError, UnknownChunkError } from "../core/errors.js";
+import { LruMap } from "../core/lru.js";
+import type { Dtype } from "../core/dtype.js";
+import type { SmallObject } from "../client/api.js";
+import type { slabMachine } from "../actors/slab.js";
+import { sendTransferMachine, type SendTransferActor } from "../actors/sendTransfer.js";
+import type { ChunkBody, Timeouts } from "../actors/ports.js";
+
+/**
+ * The sending half of a server: one send-transfer actor per chunk in
+ * flight, keyed by `<id>#<chunk>` (TP workers of a group join the same one)
+ * and by tag (rank:sequence, unique by construction).
+ */
+
+export interface Worker { rank: number; group: number[]; concurrentCopy: boolean }
+
+export interface BeginRequest {
+  id: string; chunkId: number; numChunks: number | null; dstRanks: number[][];
+  dtype: Dtype; shape: number[]; length: number; worker: Worker;
+}
+
+export interface BeginReply { tag: string; done: boolean; offset?: number; copyStart?: number; copyEnd?: number }
+
+interface Entry {
+  tag: string;
+  key: string;
+  actor: SendTransferActor;
+  /** Every destination holds the chunk (or the transfer failed). */
+  outcome: Deferred<void>;
+  /** The slot, once allocated. */
+  allocated: Deferred<number>;
+  length: number;
+  group: number[];
+  concurrentCopy: boolean;
+}
+
+type Outcome = { ok: true } | { ok: false; error: SidecarError };
+
+export interface SendSideOptions {
+  rank: number;
+  worldSize: number;
+  node: string;
+  slab: ActorRefFrom<typeof slabMachine>;
+  timeouts: Timeouts;
+  /** The transfer machine with its side effects provided by the server. */
+  machine: typeof sendTransferMachine;
+  inspect?: (ev: InspectionEvent) => void;
+}
+
+export class SendSide {
+  private readonly byKey = new Map<string, Entry>();
+  private readonly byTag = new Map<string, Entry>();
+  // Outcomes of finished chunks, for TP workers that arrive after the others finished.
+  private readonly finishedByKey = new LruMap<string, { tag: string; outcome: Outcome }>(8192);
+  private readonly finishedByTag = new LruMap<string, Outcome>(8192);
+  private seq = 0;
+  completed = 0;
+  failed = 0;
+
+  constructor(private readonly o: SendSideOptions) {}
+
+  get inFlight(): number {
+    return this.byTag.size;
+  }
+
+  /** Checks destinations: known ranks, not this sidecar's own group. */
+  checkDestinations(dstRanks: number[][], worker: Worker): number[] {
+    const ownHead = Math.min(...worker.group);
+    return dstRanks.map((g) => {
+      for (const r of g) {
+        if (r >= this.o.worldSize) throw new InvalidArgumentError(`destination rank ${r} is not below the world size ${this.o.worldSize}`);
+        if (worker.group.includes(r)) throw new InvalidArgumentError(`cannot send to rank ${r}: it is in the sender's own group [${worker.group.join(", ")}]`);
+      }
+      const head = Math.min(...g);
+      if (head === ownHead) throw new InvalidArgumentError("cannot send to oneself");
+      return head;
+    });
+  }
+
+  private nextTag(): string {
+    this.seq += 1;
+    return `${this.o.rank}:${this.seq}`;
+  }
+
+  private start(key: string, id: string, chunkId: number, numChunks: number | null, body: ChunkBody, destinations: number[], worker: Worker): Entry {
+    const tag = this.nextTag();
+    const shards = body.kind === "tensor" && worker.concurrentCopy ? worker.group.length : 1;
+    const actor = createActor(this.o.machine, {
+      id: `send-${tag}`,
+      input: { tag, id, chunkId, numChunks, body, destinations, shards, slab: this.o.slab, timeouts: this.o.timeouts },
+      inspect: this.o.inspect,
+    });
+    const entry: Entry = {
+      tag, key, actor, outcome: new Deferred<void>(), allocated: new Deferred<number>(),
+      length: body.kind === "tensor" ? body.length : 0, group: worker.group, concurrentCopy: worker.concurrentCopy,
+    };
+    actor.on("delivered", () => entry.outcome.resolve());
+    actor.on("failed", ({ error }) => {
+      entry.outcome.reject(error);
+      entry.allocated.reject(error);
+    });
+    actor.subscribe({
+      next: (snap) => {
+        if (!entry.allocated.settled && snap.context.allocation) entry.allocated.resolve(snap.context.allocation.offset);
+        if (snap.status === "done") this.finish(entry, snap.value === "done");
+      },
+      error: (err) => {
+        const e = new TransferFailedError(`send transfer ${tag} crashed: ${(err as Error).message}`, { cause: err });
+        entry.outcome.reject(e);
+        entry.allocated.reject(e);
+        this.finish(entry, false);
+      },
+    });
+    this.byKey.set(key, entry);
+    this.byTag.set(tag, entry);
+    actor.start();
+    return entry;
+  }
+
+  private finish(entry: Entry, ok: boolean): void {
+    if (!this.byTag.has(entry.tag)) return;
+    this.byTag.delete(entry.tag);
+    if (this.byKey.get(entry.key) === entry) this.byKey.delete(entry.key);
+    const error = entry.actor.getSnapshot().context.error;
+    const outcome: Outcome = ok ? { ok: true } : { ok: false, error: error ?? new TransferFailedError(`send ${entry.tag} failed`) };
+    if (!entry.outcome.settled) {
+      if (outcome.ok) entry.outcome.resolve();
+      else entry.outcome.reject(outcome.error);
+    }
+    if (ok) this.completed += 1;
+    else this.failed += 1;
+    this.finishedByKey.set(entry.key, { tag: entry.tag, outcome });
+    this.finishedByTag.set(entry.tag, outcome);
+    entry.actor.stop();
+  }
+
+  /**
+   * A worker starts (or joins) the send of a tensor chunk; resolves once the
+   * slot is allocated, with the byte range this worker must copy.
+   */
+  async begin(req: BeginRequest): Promise<BeginReply> {
+    const key = `${req.id}#${req.chunkId}`;
+    const destinations = this.checkDestinations(req.dstRanks, req.worker);
+    let entry = this.byKey.get(key);
+    if (!entry) {
+      const finished = this.finishedByKey.get(key);
+      if (finished) {
+        if (!finished.outcome.ok) throw finished.outcome.error;
+        return { tag: finished.tag, done: true };
+      }
+      entry = this.start(key, req.id, req.chunkId, req.numChunks,
+        { kind: "tensor", dtype: req.dtype, shape: req.shape, length: req.length, node: this.o.node, offset: 0 }, destinations, req.worker);
+    } else if (entry.length !== req.length) {
+      throw new InvalidArgumentError(`TP workers disagree on ${key}: ${entry.length} bytes vs ${req.length}`);
+    }
+    const offset = await entry.allocated.promise;
+    const shard = entry.group.indexOf(req.worker.rank);
+    if (shard < 0) throw new InvalidArgumentError(`worker rank ${req.worker.rank} is not in the group [${entry.group.join(", ")}] of ${key}`);
+    let copyStart = 0;
+    let copyEnd = 0;
+    if (entry.concurrentCopy) {
+      const per = Math.ceil(entry.length / entry.group.length);
+      copyStart = Math.min(entry.length, shard * per);
+      copyEnd = Math.min(entry.length, copyStart + per);
+    } else if (shard === 0) {
+      copyEnd = entry.length;
+    }
+    return { tag: entry.tag, done: false, offset, copyStart, copyEnd };
+  }
+
+  /** A worker's shard is in the slot; resolves when every destination holds the chunk. */
+  async commit(tag: string, worker: Worker): Promise<void> {
+    const entry = this.byTag.get(tag);
+    if (!entry) {
+      const outcome = this.finishedByTag.get(tag);
+      if (!outcome) throw new UnknownChunkError(`no send transfer with tag ${tag}`);
+      if (!outcome.ok) throw outcome.error;
+      return;
+    }
+    const shard = entry.group.indexOf(worker.rank);
+    if (entry.concurrentCopy || shard === 0) entry.actor.send({ type: "SHARD_STAGED", shard });
+    await entry.outcome.promise;
+  }
+
+  /** Sends a small object; resolves when every destination holds it. */
+  async sendObject(req: { id: string; chunkId: number; numChunks: number | null; dstRanks: number[][]; value: SmallObject; worker: Worker }): Promise<void> {
+    const key = `${req.id}#${req.chunkId}`;
+    const destinations = this.checkDestinations(req.dstRanks, req.worker);
+    let entry = this.byKey.get(key);
+    if (!entry) {
+      const finished = this.finishedByKey.get(key);
+      if (finished) {
+        if (!finished.outcome.ok) throw finished.outcome.error;
+        return;
+      }
+      entry = this.start(key, req.id, req.chunkId, req.numChunks, { kind: "object", value: req.value }, destinations, req.worker);
+    }
+    await entry.outcome.promise;
+  }
+
+  /** A same-node receiver let go of a chunk. */
+  released(tag: string, rank: number): void {
+    const entry = this.byTag.get(tag);
+    if (!entry) {
+      if (this.finishedByTag.has(tag)) return;
+      throw new UnknownChunkError(`release of unknown send transfer ${tag}`);
+    }
+    entry.actor.send({ type: "RELEASED", rank });
+  }
+
+  /** Stops every transfer (shutdown). */
+  abortAll(reason: string): void {
+    for (const entry of [...this.byTag.values()]) {
+      entry.actor.send({ type: "ABORT", reason });
+      if (this.byTag.has(entry.tag)) this.finish(entry, false);
+    }
+  }
+
+  /** States of the transfers in flight, for health. */
+  states(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const e of this.byTag.values()) {
+      const v = String(e.actor.getSnapshot().value);
+      out[v] = (out[v] ?? 0) + 1;
+    }
+    return out;
+  }
+}
+

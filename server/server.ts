@@ -1,0 +1,260 @@
+import { createActor, fromPromise, type InspectionEvent } from "xstate";
+import { parseDtype, itemSize } from "../core/dtype.js";
+import { ConfigError, NotImplementedError, PeerUnreachableError, TimeoutError } from "../core/errors.js";
+import { createLogger, type Logger } from "../core/logger.js";
+import { slabMachine, poolUsage } from "../actors/slab.js";
+import { slotBytesForRow } from "../actors/slabAllocator.js";
+import { sendTransferMachine } from "../actors/sendTransfer.js";
+import { recvTransferMachine } from "../actors/recvTransfer.js";
+import { serverMachine } from "../actors/server.js";
+import type { Delivery, Timeouts } from "../actors/ports.js";
+import { NatsChannel, type ControlChannel } from "../control/channel.js";
+import { PeerDirectory, type PeerInfo } from "../control/peers.js";
+import { Kind, inspectSubject } from "../control/subjects.js";
+import { toSmallObject } from "../control/codec.js";
+import type { ServerConfig } from "./config.js";
+import { NodeSlab, layoutFor, slabPath } from "./nodeSlab.js";
+import { SendSide, type Worker } from "./sendSide.js";
+import { RecvSide } from "./recvSide.js";
+
+export type HealthStatus = "ALL_GOOD" | "MEMORY_PRESSURE" | "OFFLINE";
+
+interface Hint { dtype: string; shape: number[] }
+
+/**
+ * A sidecar server: owns this rank's share of the node slab (through its
+ * slab actor), runs the transfer actors of chunks it sends and receives,
+ * and answers clients and peers on `sidecar.v1.<rank>.*`.
+ *
+ * @example
+ * const server = await SidecarServer.start(loadServerConfig());
+ * // … serve until a signal …
+ * await server.stop();
+ */
+export class SidecarServer {
+  readonly config: ServerConfig;
+  readonly log: Logger;
+  private readonly lifecycle;
+  private readonly slab;
+  private channel!: ControlChannel;
+  private nodeSlab!: NodeSlab;
+  private peers!: PeerDirectory;
+  private send!: SendSide;
+  private recv!: RecvSide;
+  private readonly startedAt = Date.now();
+  private readonly groupsAdded = new Set<number>();
+  private readonly stopped: Promise<void>;
+
+  private constructor(config: ServerConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.slab = createActor(slabMachine, { input: { pressureThreshold: config.pressureThreshold } }).start();
+    this.lifecycle = createActor(
+      serverMachine.provide({
+        actors: {
+          join: fromPromise(() => this.join()),
+          drain: fromPromise(() => this.drain()),
+        },
+      }),
+    );
+    this.stopped = new Promise((resolve) => this.lifecycle.subscribe({ complete: () => resolve() }));
+  }
+
+  /** Starts a server and resolves once it serves. @throws ConfigError, SlabMapError, NatsUnreachableError */
+  static async start(config: ServerConfig, options: { logger?: Logger } = {}): Promise<SidecarServer> {
+    const log = options.logger ?? createLogger("sidecar", { rank: config.rank, node: config.nodeName });
+    const server = new SidecarServer(config, log);
+    await new Promise<void>((resolve, reject) => {
+      server.lifecycle.subscribe((snap) => {
+        if (snap.value === "serving") resolve();
+        if (snap.status === "done") reject(snap.context.error ?? new Error("server stopped while starting"));
+      });
+      server.lifecycle.start();
+    });
+    return server;
+  }
+
+  private get timeouts(): Timeouts {
+    return { memoryWaitMs: this.config.memoryWaitMs, stagingMs: this.config.stagingMs, readyTtlMs: this.config.readyTtlMs };
+  }
+
+  private self(): PeerInfo {
+    return { rank: this.config.rank, node: this.config.nodeName };
+  }
+
+  private async join(): Promise<void> {
+    const c = this.config;
+    const layout = layoutFor(slabPath(c.shmDir, c.nodeName), c.localPeerRanks, c.shmSize, c.sendFraction);
+    this.nodeSlab = NodeSlab.open(layout, c.rank, c.populate);
+    try {
+      this.channel = await NatsChannel.connect(c.natsUrl, {
+        name: `sidecar-${c.rank}`,
+        onServeError: (err, subject) => this.log.warn({ err, subject }, "control message failed"),
+      });
+    } catch (err) {
+      this.nodeSlab.close();
+      throw err;
+    }
+    this.peers = new PeerDirectory(this.channel, () => this.self());
+    const inspect = c.inspect ? this.inspector() : undefined;
+    this.send = new SendSide({
+      rank: c.rank, worldSize: c.worldSize, node: c.nodeName, slab: this.slab, timeouts: this.timeouts, inspect,
+      machine: sendTransferMachine.provide({ actors: { announce: fromPromise(({ input }) => this.announce(input.context)) } }),
+    });
+    this.recv = new RecvSide({
+      node: c.nodeName, slab: this.slab, timeouts: this.timeouts, inspect,
+      machine: recvTransferMachine.provide({ actors: { release: fromPromise(({ input }) => this.releaseToSender(input.context)) } }),
+    });
+    this.serveAll();
+    await (this.channel as NatsChannel).flush();
+    this.log.info({ slab: layout.path, shmSize: c.shmSize, peers: c.localPeerRanks }, "sidecar serving");
+  }
+
+  private serveAll(): void {
+    const ch = this.channel;
+    const rank = this.config.rank;
+    ch.serve(rank, Kind.health, (m: { gc?: boolean }) => this.health(m.gc === true));
+    ch.serve(rank, Kind.register, (m) => this.register(m));
+    ch.serve(rank, Kind.sendBegin, (m) => this.send.begin(m));
+    ch.serve(rank, Kind.sendCommit, async (m: { tag: string; worker: Worker }) => { await this.send.commit(m.tag, m.worker); return {}; });
+    ch.serve(rank, Kind.sendObject, async (m) => { await this.send.sendObject({ ...m, value: toSmallObject(m.value) }); return {}; });
+    ch.serve(rank, Kind.close, (m: { id: string; numChunks: number; dstRanks: number[][] }) => this.closeStream(m));
+    ch.serve(rank, Kind.recv, (m: { id: string; chunkId: number; waiter: string; timeoutMs?: number }) => this.recv.recv(m.id, m.chunkId, m.waiter, m.timeoutMs));
+    ch.serve(rank, Kind.recvCancel, (m: { waiter: string }) => { this.recv.cancel(m.waiter); return {}; });
+    ch.serve(rank, Kind.done, (m: { id: string; chunkId: number }) => { this.recv.done(m.id, m.chunkId); return {}; });
+    ch.serve(rank, Kind.hello, (m: PeerInfo) => { this.peers.learn(m); return this.self(); });
+    ch.serve(rank, Kind.announce, (m) => this.recv.announce(m.body.kind === "object" ? { ...m, body: { kind: "object", value: toSmallObject(m.body.value) } } : m));
+    ch.serve(rank, Kind.release, (m: { tag: string; rank: number }) => { this.send.released(m.tag, m.rank); return {}; });
+    ch.serve(rank, Kind.peerClose, (m: { id: string; numChunks: number }) => { this.recv.close(m.id, m.numChunks); return {}; });
+    ch.serve(rank, Kind.received, () => {
+      throw new NotImplementedError("peer.received: the inter-node data plane is not in this build");
+    });
+  }
+
+  // Publishes each transfer's state changes for `sidecar watch`.
+  private inspector(): (ev: InspectionEvent) => void {
+    const subject = inspectSubject(this.config.rank);
+    return (ev) => {
+      if (ev.type !== "@xstate.snapshot") return;
+      const id = (ev.actorRef as { id?: string }).id ?? "";
+      if (!id.startsWith("send-") && !id.startsWith("recv-")) return;
+      const snap = ev.snapshot as { value?: unknown; status?: string };
+      this.channel.publish(subject, { actor: id, state: snap.value ?? null, status: snap.status ?? null, event: ev.event.type, at: Date.now() });
+    };
+  }
+
+  /** A client joins: its memory hints size the slots (first hint wins), its group's memory joins the pools. */
+  private register(m: { rank: number; group: number[]; sendTensor?: Hint; recvTensor?: Hint; concurrentCopy: boolean }) {
+    const c = this.config;
+    const head = Math.min(...m.group);
+    if (head !== c.rank) throw new ConfigError(`rank ${c.rank} is not the head of group [${m.group.join(", ")}]; clients register with rank ${head}`);
+    if (!m.group.includes(m.rank)) throw new ConfigError(`rank ${m.rank} is not in its group [${m.group.join(", ")}]`);
+    const sendHint = m.sendTensor ?? m.recvTensor;
+    const recvHint = m.recvTensor ?? m.sendTensor;
+    if (!sendHint || !recvHint) throw new ConfigError("a client needs a memory hint: sendTensor or recvTensor");
+    const slot = (h: Hint) => {
+      const dtype = parseDtype(h.dtype);
+      if (h.shape[0] !== -1 || h.shape.slice(1).some((d) => !Number.isSafeInteger(d) || d <= 0)) {
+        throw new ConfigError(`memory hint shape must be [-1, d1, d2, …] with positive dims, got ${JSON.stringify(h.shape)}`);
+      }
+      return slotBytesForRow(h.shape.slice(1).reduce((a, b) => a * b, 1) * itemSize(dtype));
+    };
+    const regions = (which: "send" | "recv") => m.group
+      .filter((r) => !this.groupsAdded.has(r))
+      .map((r) => (which === "send" ? this.nodeSlab.sendRegion(r) : this.nodeSlab.recvRegion(r)))
+      .filter((x): x is NonNullable<typeof x> => x !== null);
+    const ctx = this.slab.getSnapshot().context;
+    for (const pool of ["send", "recv"] as const) {
+      const add = regions(pool);
+      if (!ctx[pool].allocator) this.slab.send({ type: "CONFIGURE", pool, slotBytes: slot(pool === "send" ? sendHint : recvHint), regions: add });
+      else for (const region of add) this.slab.send({ type: "ADD_REGION", pool, region });
+    }
+    for (const r of m.group) if (this.nodeSlab.sendRegion(r)) this.groupsAdded.add(r);
+    const after = this.slab.getSnapshot().context;
+    return {
+      rank: c.rank, node: c.nodeName, slabPath: this.nodeSlab.layout.path, slabBytes: this.nodeSlab.layout.totalBytes,
+      sendSlotBytes: after.send.allocator!.slotBytes, recvSlotBytes: after.recv.allocator!.slotBytes, maxPayload: this.channel.maxPayload,
+    };
+  }
+
+  private async closeStream(m: { id: string; numChunks: number; dstRanks: number[][] }) {
+    const heads = m.dstRanks.map((g) => Math.min(...g));
+    await Promise.all(heads.map((h) => this.channel.request(h, Kind.peerClose, { id: m.id, numChunks: m.numChunks }, { timeoutMs: 10_000 })));
+    return {};
+  }
+
+  // The send actor's `announce`: tells every destination head about the chunk.
+  private async announce(ctx: import("../actors/sendTransfer.js").SendTransferContext): Promise<Delivery[]> {
+    const body = ctx.body.kind === "tensor" ? { ...ctx.body, offset: ctx.allocation!.offset } : ctx.body;
+    return Promise.all(ctx.destinations.map(async (rank): Promise<Delivery> => {
+      try {
+        const peer = await this.peers.info(rank);
+        if (body.kind === "tensor" && peer.node !== this.config.nodeName) {
+          throw new NotImplementedError(`rank ${rank} is on node ${peer.node}, not ${this.config.nodeName}: the inter-node data plane (UCX) is not implemented in this build`);
+        }
+        const reply = await this.channel.request<{ held: boolean; ucxTag?: string; duplicate?: boolean }>(rank, Kind.announce, {
+          tag: ctx.tag, id: ctx.id, chunkId: ctx.chunkId, numChunks: ctx.numChunks, from: this.self(), body,
+        }, { timeoutMs: this.config.memoryWaitMs + 10_000 });
+        if (reply.held) return { rank, held: true, intraNode: body.kind === "tensor", duplicate: reply.duplicate };
+        return { rank, held: false, ucxTag: reply.ucxTag ?? "" };
+      } catch (err) {
+        if (err instanceof PeerUnreachableError || err instanceof TimeoutError) this.peers.forget(rank);
+        return { rank, failed: err as Error };
+      }
+    }));
+  }
+
+  // The receive actor's `release`: a same-node chunk's reference goes back to its sender.
+  private async releaseToSender(ctx: import("../actors/recvTransfer.js").RecvTransferContext): Promise<void> {
+    if (!(ctx.intraNode && ctx.body.kind === "tensor")) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.channel.request(ctx.fromRank, Kind.release, { tag: ctx.tag, rank: this.config.rank }, { timeoutMs: 5000 });
+        return;
+      } catch (err) {
+        if (attempt >= 3) {
+          this.log.warn({ err, tag: ctx.tag, sender: ctx.fromRank }, "could not release a chunk at its sender");
+          return;
+        }
+      }
+    }
+  }
+
+  /** Health and memory of this sidecar. */
+  health(collect = false) {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (collect && gc) gc();
+    const life = this.lifecycle.getSnapshot().value;
+    const slab = this.slab.getSnapshot();
+    const status: HealthStatus = life !== "serving" ? "OFFLINE" : slab.value === "pressured" ? "MEMORY_PRESSURE" : "ALL_GOOD";
+    const mem = process.memoryUsage();
+    return {
+      status,
+      rank: this.config.rank,
+      node: this.config.nodeName,
+      send: poolUsage(slab.context, "send"),
+      recv: poolUsage(slab.context, "recv"),
+      transfers: {
+        sending: this.send?.inFlight ?? 0, sendStates: this.send?.states() ?? {}, sent: this.send?.completed ?? 0, sendFailed: this.send?.failed ?? 0,
+        held: this.recv?.held ?? 0, recvStates: this.recv?.states() ?? {}, received: this.recv?.received ?? 0,
+      },
+      uptimeMs: Date.now() - this.startedAt,
+      memory: { heapUsed: mem.heapUsed, rss: mem.rss, external: mem.external, gcExposed: gc !== undefined },
+    };
+  }
+
+  private async drain(): Promise<void> {
+    this.send?.abortAll("server shutdown");
+    this.recv?.closeAll();
+    await this.channel?.close();
+    const { removed } = this.nodeSlab?.close() ?? { removed: false };
+    this.slab.stop();
+    this.log.info({ removedSlab: removed }, "sidecar stopped");
+  }
+
+  /** Stops serving, aborts transfers, disconnects and unmaps (removing the slab file if it is the node's last sidecar). */
+  async stop(): Promise<void> {
+    this.lifecycle.send({ type: "STOP" });
+    await this.stopped;
+  }
+}
