@@ -120,7 +120,7 @@ Napi::Value UcxEndpoint::Send(const Napi::CallbackInfo& info) {
   }
   ucs_status_ptr_t r = ucp_tag_send_nbx(ep_, data, len, tag, &p);
   if (UCS_PTR_IS_PTR(r)) {
-    op->request = r;
+    if (!op->done) op->request = r;  // the callback may already have run (and freed it)
     worker_->Kick();
   } else {
     op->done = true;

@@ -17,8 +17,8 @@ void UcxOp::Complete(ucs_status_t st) {
 
 void UcxOp::OnSend(void* request, ucs_status_t status, void* user_data) {
   auto* op = static_cast<UcxOp*>(user_data);
-  // The request pointer is stored after the nbx call returns; a callback
-  // always comes later (from progress), so they agree.
+  // The callback may run before the nbx call returns (NO_IMM_CMPL), so the
+  // request comes from here, not from what the caller stored.
   op->request = request;
   op->Complete(status);
 }

@@ -209,7 +209,7 @@ void UcxWorker::StartEpClose(ucp_ep_h ep, bool force, napi_deferred deferred, Na
   p.flags = force ? UCP_EP_CLOSE_FLAG_FORCE : 0;
   ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &p);
   if (UCS_PTR_IS_PTR(r)) {
-    op->request = r;
+    if (!op->done) op->request = r;  // the callback may already have run (and freed it)
     Kick();
     return;
   }
@@ -374,10 +374,11 @@ Napi::Value UcxWorker::Recv(const Napi::CallbackInfo& info) {
   napi_create_promise(env, &op->deferred, &promise);
 
   ucp_request_param_t p{};
-  p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_RECV_INFO;
+  // UCX 1.13 leaves recv_info zeroed when a recv completes at once from an
+  // unexpected eager message, so ask for the callback every time instead.
+  p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
   p.cb.recv = &UcxOp::OnRecv;
   p.user_data = op;
-  p.recv_info.tag_info = &op->info;
   if (ucp_mem_h memh = FindMemh(data, len)) {
     p.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMH;
     p.memh = memh;
@@ -385,10 +386,10 @@ Napi::Value UcxWorker::Recv(const Napi::CallbackInfo& info) {
   ucs_status_ptr_t r = ucp_tag_recv_nbx(worker_, data, len, tag, mask, &p);
   uint32_t id = op->id;
   if (UCS_PTR_IS_PTR(r)) {
-    op->request = r;
+    if (!op->done) op->request = r;  // the callback may already have run (and freed it)
     Kick();
   } else {
-    // Completed (or failed) at once: no callback will come.
+    // Failed at once: no callback will come.
     op->done = true;
     op->status = UCS_PTR_STATUS(r);
     id = 0;
