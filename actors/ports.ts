@@ -12,6 +12,8 @@ export interface TensorBody {
   shape: number[];
   /** Bytes of data (the slot may be larger). */
   length: number;
+  /** Inter-node: how many tagged messages the bytes travel in (default 1). */
+  pieces?: number;
   /** Node whose slab holds `offset`. */
   node: string;
   offset: number;
@@ -27,7 +29,7 @@ export type ChunkBody = TensorBody | ObjectBody;
 /** How one destination group took an announcement. */
 export type Delivery =
   | { rank: number; held: true; intraNode: boolean; duplicate?: boolean }
-  | { rank: number; held: false; ucxTag: string }
+  | { rank: number; held: false; ucxTag: string; ucxAddress: Uint8Array }
   | { rank: number; failed: Error };
 
 export interface Timeouts {
@@ -35,6 +37,8 @@ export interface Timeouts {
   memoryWaitMs: number;
   /** Longest wait for every TP shard to be copied in. */
   stagingMs: number;
+  /** Longest an inter-node chunk's bytes may take to cross (and be acknowledged). */
+  transferMs: number;
   /** Longest a received chunk stays ready without markDone (0: forever). */
   readyTtlMs: number;
 }

@@ -91,6 +91,7 @@ export const recvTransferMachine = setup({
   },
   delays: {
     memoryWait: ({ context }) => Math.min(context.timeouts.memoryWaitMs, MAX_DELAY_MS),
+    transfer: ({ context }) => Math.min(context.timeouts.transferMs, MAX_DELAY_MS),
     readyTtl: ({ context }) => Math.min(context.timeouts.readyTtlMs || MAX_DELAY_MS, MAX_DELAY_MS),
   },
 }).createMachine({
@@ -129,6 +130,12 @@ export const recvTransferMachine = setup({
         onError: { target: "failed", actions: assign({ error: ({ event }) => asSidecarError(event.error) }) },
       },
       on: { ABORT: { target: "failed", actions: assign({ error: ({ event }) => new AbortedError(`receive aborted: ${event.reason}`) }) } },
+      after: {
+        transfer: {
+          target: "failed",
+          actions: assign({ error: ({ context }) => new TimeoutError(`receive ${context.id}#${context.chunkId}: the bytes from rank ${context.fromRank} did not arrive within ${context.timeouts.transferMs} ms`) }),
+        },
+      },
     },
     ready: {
       entry: "emitReady",

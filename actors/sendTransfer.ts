@@ -61,7 +61,7 @@ export type SendTransferEmitted =
 /** Announces the chunk to every destination; never rejects, failures are per destination. */
 export type AnnounceInput = { context: SendTransferContext };
 /** Moves the bytes to receivers on other nodes; resolves when each has them. */
-export type TransferInput = { context: SendTransferContext; targets: { rank: number; ucxTag: string }[] };
+export type TransferInput = { context: SendTransferContext; targets: { rank: number; ucxTag: string; ucxAddress: Uint8Array }[] };
 
 const notProvided = (what: string) =>
   fromPromise<never, unknown>(async () => {
@@ -197,7 +197,7 @@ export const sendTransferMachine = setup({
         src: "transferBytes",
         input: ({ context }) => ({
           context,
-          targets: context.deliveries.filter((d): d is Extract<Delivery, { ucxTag: string }> => "ucxTag" in d).map((d) => ({ rank: d.rank, ucxTag: d.ucxTag })),
+          targets: context.deliveries.filter((d): d is Extract<Delivery, { ucxTag: string }> => "ucxTag" in d).map((d) => ({ rank: d.rank, ucxTag: d.ucxTag, ucxAddress: d.ucxAddress })),
         }),
         onDone: { target: "releasing" },
         onError: { target: "releasing", actions: assign({ error: ({ event }) => new TransferFailedError(`data plane: ${(event.error as Error).message}`, { cause: event.error }) }) },

@@ -20,6 +20,8 @@ export interface ServerConfig {
   populate: boolean;
   memoryWaitMs: number;
   stagingMs: number;
+  /** Longest an inter-node chunk may take to cross the data plane and be acknowledged. */
+  transferMs: number;
   readyTtlMs: number;
   /** Waiters for memory at which health turns MEMORY_PRESSURE. */
   pressureThreshold: number;
@@ -104,6 +106,7 @@ export function loadServerConfig(env: Source = process.env, overrides: Source = 
     populate: bool(src, "SIDECAR_SHM_POPULATE", true),
     memoryWaitMs: int(src, "SIDECAR_MEMORY_WAIT_MS", 10 * 60_000, 1),
     stagingMs: int(src, "SIDECAR_STAGING_TIMEOUT_MS", 60_000, 1),
+    transferMs: int(src, "SIDECAR_TRANSFER_TIMEOUT_MS", 60_000, 1),
     readyTtlMs: int(src, "SIDECAR_READY_TTL_MS", 0),
     pressureThreshold: int(src, "SIDECAR_PRESSURE_THRESHOLD", 1, 1),
     inspect: bool(src, "SIDECAR_INSPECT", false),

@@ -91,9 +91,17 @@ export class RecvSide {
     const settled = new Promise<{ held: boolean }>((resolve, reject) => {
       actor.on("ready", () => {
         chunk.ready = true;
-        const body = actor.getSnapshot().context.allocation
-          ? { ...(req.body as Extract<ChunkBody, { kind: "tensor" }>), node: this.o.node, offset: actor.getSnapshot().context.allocation!.offset }
-          : req.body;
+        const allocation = actor.getSnapshot().context.allocation;
+        let body = req.body;
+        if (allocation && body.kind === "tensor") {
+          // The bytes crossed into this end's slot: serve that, as a chunk of this node.
+          const { pieces: _pieces, ...tensor } = body;
+          body = { ...tensor, node: this.o.node, offset: allocation.offset };
+        } else if (body.kind === "tensor" && body.pieces !== undefined) {
+          // `pieces` is a data-plane detail: clients are served the chunk without it.
+          const { pieces: _pieces, ...tensor } = body;
+          body = tensor;
+        }
         chunk.body = body;
         this.received += 1;
         this.wake(req.id, req.chunkId, body);

@@ -1,6 +1,6 @@
 import { createActor, fromPromise, type InspectionEvent } from "xstate";
 import { parseDtype, itemSize } from "../core/dtype.js";
-import { ConfigError, NotImplementedError, PeerUnreachableError, TimeoutError } from "../core/errors.js";
+import { ConfigError, PeerUnreachableError, TimeoutError, UcxError } from "../core/errors.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { slabMachine, poolUsage } from "../actors/slab.js";
 import { slotBytesForRow } from "../actors/slabAllocator.js";
@@ -15,7 +15,8 @@ import { toSmallObject } from "../control/codec.js";
 import type { ServerConfig } from "./config.js";
 import { NodeSlab, layoutFor, slabPath } from "./nodeSlab.js";
 import { SendSide, type Worker } from "./sendSide.js";
-import { RecvSide } from "./recvSide.js";
+import { RecvSide, type AnnounceRequest } from "./recvSide.js";
+import { DataPlane, ucxTagOf } from "./dataPlane.js";
 
 export type HealthStatus = "ALL_GOOD" | "MEMORY_PRESSURE" | "OFFLINE";
 
@@ -41,6 +42,9 @@ export class SidecarServer {
   private peers!: PeerDirectory;
   private send!: SendSide;
   private recv!: RecvSide;
+  /** UCX between nodes; undefined when UCX could not start (why: dataPlaneError). */
+  private dataPlane: DataPlane | undefined;
+  private dataPlaneError: Error | undefined;
   private readonly startedAt = Date.now();
   private readonly groupsAdded = new Set<number>();
   private readonly stopped: Promise<void>;
@@ -75,11 +79,17 @@ export class SidecarServer {
   }
 
   private get timeouts(): Timeouts {
-    return { memoryWaitMs: this.config.memoryWaitMs, stagingMs: this.config.stagingMs, readyTtlMs: this.config.readyTtlMs };
+    const c = this.config;
+    return { memoryWaitMs: c.memoryWaitMs, stagingMs: c.stagingMs, transferMs: c.transferMs, readyTtlMs: c.readyTtlMs };
   }
 
   private self(): PeerInfo {
-    return { rank: this.config.rank, node: this.config.nodeName };
+    return { rank: this.config.rank, node: this.config.nodeName, ...(this.dataPlane ? { ucxAddress: this.dataPlane.address } : {}) };
+  }
+
+  private requireDataPlane(peer: number): DataPlane {
+    if (this.dataPlane) return this.dataPlane;
+    throw new UcxError(`rank ${peer} is on another node, and this sidecar's UCX data plane did not start: ${this.dataPlaneError?.message ?? "unknown reason"}`, "UCS_ERR_UNSUPPORTED", { cause: this.dataPlaneError });
   }
 
   private async join(): Promise<void> {
@@ -87,11 +97,19 @@ export class SidecarServer {
     const layout = layoutFor(slabPath(c.shmDir, c.nodeName), c.localPeerRanks, c.shmSize, c.sendFraction);
     this.nodeSlab = NodeSlab.open(layout, c.rank, c.populate);
     try {
+      this.dataPlane = DataPlane.open(this.nodeSlab.mapping, `sidecar-${c.rank}`, this.log);
+    } catch (err) {
+      // Same-node transfers need no UCX; transfers to other nodes fail with this reason.
+      this.dataPlaneError = err as Error;
+      this.log.warn({ err }, "UCX data plane unavailable: transfers to other nodes will fail");
+    }
+    try {
       this.channel = await NatsChannel.connect(c.natsUrl, {
         name: `sidecar-${c.rank}`,
         onServeError: (err, subject) => this.log.warn({ err, subject }, "control message failed"),
       });
     } catch (err) {
+      await this.dataPlane?.close().catch(() => {});
       this.nodeSlab.close();
       throw err;
     }
@@ -99,11 +117,21 @@ export class SidecarServer {
     const inspect = c.inspect ? this.inspector() : undefined;
     this.send = new SendSide({
       rank: c.rank, worldSize: c.worldSize, node: c.nodeName, slab: this.slab, timeouts: this.timeouts, inspect,
-      machine: sendTransferMachine.provide({ actors: { announce: fromPromise(({ input }) => this.announce(input.context)) } }),
+      machine: sendTransferMachine.provide({
+        actors: {
+          announce: fromPromise(({ input }) => this.announce(input.context)),
+          transferBytes: fromPromise(({ input, signal }) => this.transferBytes(input, signal)),
+        },
+      }),
     });
     this.recv = new RecvSide({
       node: c.nodeName, slab: this.slab, timeouts: this.timeouts, inspect,
-      machine: recvTransferMachine.provide({ actors: { release: fromPromise(({ input }) => this.releaseToSender(input.context)) } }),
+      machine: recvTransferMachine.provide({
+        actors: {
+          release: fromPromise(({ input }) => this.releaseToSender(input.context)),
+          receiveBytes: fromPromise(({ input, signal }) => this.receiveBytes(input.context, signal)),
+        },
+      }),
     });
     this.serveAll();
     await (this.channel as NatsChannel).flush();
@@ -122,13 +150,15 @@ export class SidecarServer {
     ch.serve(rank, Kind.recv, (m: { id: string; chunkId: number; waiter: string; timeoutMs?: number }) => this.recv.recv(m.id, m.chunkId, m.waiter, m.timeoutMs));
     ch.serve(rank, Kind.recvCancel, (m: { waiter: string }) => { this.recv.cancel(m.waiter); return {}; });
     ch.serve(rank, Kind.done, (m: { id: string; chunkId: number }) => { this.recv.done(m.id, m.chunkId); return {}; });
-    ch.serve(rank, Kind.hello, (m: PeerInfo) => { this.peers.learn(m); return this.self(); });
-    ch.serve(rank, Kind.announce, (m) => this.recv.announce(m.body.kind === "object" ? { ...m, body: { kind: "object", value: toSmallObject(m.body.value) } } : m));
+    ch.serve(rank, Kind.hello, (m: PeerInfo) => {
+      const before = this.peers.learn(m);
+      if (before?.ucxAddress && (!m.ucxAddress || Buffer.compare(before.ucxAddress, m.ucxAddress) !== 0)) this.dataPlane?.drop(m.rank);
+      return this.self();
+    });
+    ch.serve(rank, Kind.announce, (m: AnnounceRequest) => this.announced(m));
     ch.serve(rank, Kind.release, (m: { tag: string; rank: number }) => { this.send.released(m.tag, m.rank); return {}; });
     ch.serve(rank, Kind.peerClose, (m: { id: string; numChunks: number }) => { this.recv.close(m.id, m.numChunks); return {}; });
-    ch.serve(rank, Kind.received, () => {
-      throw new NotImplementedError("peer.received: the inter-node data plane is not in this build");
-    });
+    ch.serve(rank, Kind.received, (m: { tag: string; rank: number }) => { this.dataPlane?.acknowledged(m.tag, m.rank); return {}; });
   }
 
   // Publishes each transfer's state changes for `sidecar watch`.
@@ -185,23 +215,53 @@ export class SidecarServer {
 
   // The send actor's `announce`: tells every destination head about the chunk.
   private async announce(ctx: import("../actors/sendTransfer.js").SendTransferContext): Promise<Delivery[]> {
-    const body = ctx.body.kind === "tensor" ? { ...ctx.body, offset: ctx.allocation!.offset } : ctx.body;
+    // Inter-node bytes travel in one piece per staged shard (TP concurrentCopy), sent at once.
+    const body = ctx.body.kind === "tensor" ? { ...ctx.body, offset: ctx.allocation!.offset, pieces: ctx.shards } : ctx.body;
     return Promise.all(ctx.destinations.map(async (rank): Promise<Delivery> => {
       try {
         const peer = await this.peers.info(rank);
-        if (body.kind === "tensor" && peer.node !== this.config.nodeName) {
-          throw new NotImplementedError(`rank ${rank} is on node ${peer.node}, not ${this.config.nodeName}: the inter-node data plane (UCX) is not implemented in this build`);
-        }
-        const reply = await this.channel.request<{ held: boolean; ucxTag?: string; duplicate?: boolean }>(rank, Kind.announce, {
-          tag: ctx.tag, id: ctx.id, chunkId: ctx.chunkId, numChunks: ctx.numChunks, from: this.self(), body,
+        const interNode = body.kind === "tensor" && peer.node !== this.config.nodeName;
+        if (interNode) this.requireDataPlane(rank);
+        const reply = await this.channel.request<{ held: boolean; ucxTag?: string; ucxAddress?: Uint8Array; duplicate?: boolean }>(rank, Kind.announce, {
+          tag: ctx.tag, id: ctx.id, chunkId: ctx.chunkId, numChunks: ctx.numChunks, from: { rank: this.config.rank, node: this.config.nodeName }, body,
         }, { timeoutMs: this.config.memoryWaitMs + 10_000 });
-        if (reply.held) return { rank, held: true, intraNode: body.kind === "tensor", duplicate: reply.duplicate };
-        return { rank, held: false, ucxTag: reply.ucxTag ?? "" };
+        if (reply.held) return { rank, held: true, intraNode: body.kind === "tensor" && !interNode, duplicate: reply.duplicate };
+        if (!reply.ucxAddress || !reply.ucxTag) throw new UcxError(`rank ${rank} allocated a slot for ${ctx.tag} but sent no UCX address`, "UCS_ERR_INVALID_PARAM");
+        return { rank, held: false, ucxTag: reply.ucxTag, ucxAddress: reply.ucxAddress };
       } catch (err) {
         if (err instanceof PeerUnreachableError || err instanceof TimeoutError) this.peers.forget(rank);
         return { rank, failed: err as Error };
       }
     }));
+  }
+
+  // A sender announced a chunk to this head. Another node's tensor gets a
+  // slot here first (maybe after waiting for memory); the reply then names
+  // the UCX tag and this worker's address, and the bytes follow.
+  private async announced(m: AnnounceRequest) {
+    if (m.body.kind === "object") return this.recv.announce({ ...m, body: { kind: "object", value: toSmallObject(m.body.value) } });
+    if (m.body.node !== this.config.nodeName) this.requireDataPlane(m.from.rank);
+    const reply = await this.recv.announce(m);
+    if (reply.held) return reply;
+    return { held: false, ucxTag: ucxTagOf(m.tag, 0).toString(), ucxAddress: this.dataPlane!.address };
+  }
+
+  // The send actor's `transferBytes`: the staged slot goes to every receiver on another node.
+  private async transferBytes(input: import("../actors/sendTransfer.js").TransferInput, signal: AbortSignal): Promise<void> {
+    const ctx = input.context;
+    const body = ctx.body as import("../actors/ports.js").TensorBody;
+    const bytes = this.nodeSlab.view(ctx.allocation!.offset, body.length);
+    const dp = this.requireDataPlane(input.targets[0]?.rank ?? -1);
+    await Promise.all(input.targets.map((t) => dp.send(t.rank, t.ucxAddress, ctx.tag, bytes, ctx.shards, this.config.transferMs, signal)));
+  }
+
+  // The receive actor's `receiveBytes`: the bytes land in this end's slot, then the sender hears so.
+  private async receiveBytes(ctx: import("../actors/recvTransfer.js").RecvTransferContext, signal: AbortSignal): Promise<void> {
+    const body = ctx.body as import("../actors/ports.js").TensorBody;
+    const into = this.nodeSlab.view(ctx.allocation!.offset, body.length);
+    await this.requireDataPlane(ctx.fromRank).receive(ctx.tag, into, body.pieces ?? 1, signal);
+    this.channel.request(ctx.fromRank, Kind.received, { tag: ctx.tag, rank: this.config.rank }, { timeoutMs: 5000 })
+      .catch((err) => this.log.warn({ err, tag: ctx.tag, sender: ctx.fromRank }, "could not acknowledge a received chunk"));
   }
 
   // The receive actor's `release`: a same-node chunk's reference goes back to its sender.
@@ -247,6 +307,7 @@ export class SidecarServer {
     this.send?.abortAll("server shutdown");
     this.recv?.closeAll();
     await this.channel?.close();
+    await this.dataPlane?.close().catch((err) => this.log.warn({ err }, "closing the UCX data plane failed"));
     const { removed } = this.nodeSlab?.close() ?? { removed: false };
     this.slab.stop();
     this.log.info({ removedSlab: removed }, "sidecar stopped");
