@@ -254,6 +254,10 @@ export function errorFromWire(wire: WireError): SidecarError {
     case ErrorCode.CUDA: return new CudaError(m);
     case ErrorCode.UCX: return new UcxError(m);
     case ErrorCode.SLAB_MAP: return new SlabMapError(m);
+    case ErrorCode.MOCK_MAPPING: return new MockMappingError(m);
+    case ErrorCode.NATIVE_LOAD: return new NativeLoadError(m);
+    case ErrorCode.UNKNOWN_DTYPE: return withMessage(new UnknownDtypeError(/"(.*)"/.exec(m)?.[1] ?? ""), m);
+    case ErrorCode.NATS_UNREACHABLE: return withMessage(new NatsUnreachableError(/ at (\S+?):? /.exec(m)?.[1] ?? ""), m);
     case ErrorCode.SLAB_CAPACITY: return withMessage(new SlabCapacityError(wire.requested ?? 0, wire.capacity ?? 0, "remote"), m);
     case ErrorCode.OBJECT_TOO_LARGE: return withMessage(new ObjectTooLargeError(wire.requested ?? 0, wire.capacity ?? 0), m);
     default: return new InternalError(m);
