@@ -15,3 +15,5 @@ export { DTYPES, type Dtype } from "./core/dtype.js";
 export * from "./core/errors.js";
 export { SidecarServer } from "./server/server.js";
 export { loadServerConfig, type ServerConfig } from "./server/config.js";
+export { copyToDevice, type DeviceCopy } from "./client/device.js";
+export { cuda, type CudaAvailability } from "./native/ucx-cuda/index.js";

@@ -51,6 +51,7 @@ export interface SendTransferContext extends SendTransferInput {
 export type SendTransferEvent =
   | SlabReply
   | { type: "SHARD_STAGED"; shard: number }
+  | { type: "STAGING_FAILED"; error: SidecarError }
   | { type: "RELEASED"; rank: number }
   | { type: "ABORT"; reason: string };
 
@@ -155,6 +156,7 @@ export const sendTransferMachine = setup({
     staging: {
       always: { guard: "allStaged", target: "announcing" },
       on: {
+        STAGING_FAILED: { target: "failed", actions: assign({ error: ({ event }) => event.error }) },
         SHARD_STAGED: {
           actions: assign({ staged: ({ context, event }) => (context.staged.includes(event.shard) ? context.staged : [...context.staged, event.shard]) }),
         },

@@ -1,4 +1,4 @@
-import { parseDtype, type Dtype } from "../core/dtype.js";
+import { itemSize, parseDtype, type Dtype } from "../core/dtype.js";
 import { ConfigError, InvalidArgumentError } from "../core/errors.js";
 import type { DeviceTensor, RecvOptions, SendOptions, TensorHint } from "./api.js";
 
@@ -97,4 +97,30 @@ export function checkCloseStream(id: unknown, numChunks: unknown): void {
 
 export function isDeviceTensor(v: unknown): v is DeviceTensor {
   return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array) && (v as { kind?: unknown }).kind === "device";
+}
+
+/** A GPU tensor handed over by CUDA IPC handle: what the sidecar needs to copy it to its slab. */
+export interface ResolvedDeviceTensor {
+  dtype: Dtype;
+  shape: number[];
+  length: number;
+  device: { index: number; ipcHandle: Uint8Array; offset: number };
+}
+
+export const IPC_HANDLE_BYTES = 64;
+
+export function checkDeviceTensor(t: DeviceTensor): ResolvedDeviceTensor {
+  const dtype = parseDtype(t.dtype);
+  const { shape } = t;
+  if (!Array.isArray(shape) || shape.length === 0 || shape.length > 16 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new InvalidArgumentError(`a device tensor's shape must be 1 to 16 non-negative integers (no -1), got ${safeJson(shape)}`);
+  }
+  if (!Number.isSafeInteger(t.device) || t.device < 0) throw new InvalidArgumentError(`device must be a CUDA device index (a non-negative integer), got ${String(t.device)}`);
+  if (!(t.ipcHandle instanceof Uint8Array) || t.ipcHandle.byteLength !== IPC_HANDLE_BYTES) {
+    throw new InvalidArgumentError(`ipcHandle must be the ${IPC_HANDLE_BYTES} bytes of a cudaIpcMemHandle_t, got ${t.ipcHandle instanceof Uint8Array ? `${t.ipcHandle.byteLength} bytes` : safeJson(t.ipcHandle)}`);
+  }
+  const offset = t.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${String(offset)}`);
+  const length = shape.reduce((a, b) => a * b, 1) * itemSize(dtype);
+  return { dtype, shape: [...shape], length, device: { index: t.device, ipcHandle: Uint8Array.from(t.ipcHandle), offset } };
 }

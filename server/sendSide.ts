@@ -1,7 +1,8 @@
 import { createActor, type ActorRefFrom, type InspectionEvent } from "xstate";
 import { Deferred } from "../core/deferred.js";
-import { InvalidArgumentError, SidecarError, TransferFailedError, UnknownChunkError } from "../core/errors.js";
+import { InvalidArgumentError, SidecarError, TransferFailedError, UnknownChunkError, asSidecarError } from "../core/errors.js";
 import { LruMap } from "../core/lru.js";
+import { resolveShape } from "../core/tensor.js";
 import type { Dtype } from "../core/dtype.js";
 import type { SmallObject } from "../client/api.js";
 import type { slabMachine } from "../actors/slab.js";
@@ -143,6 +144,8 @@ export class SendSide {
   async begin(req: BeginRequest): Promise<BeginReply> {
     const key = `${req.id}#${req.chunkId}`;
     const destinations = this.checkDestinations(req.dstRanks, req.worker);
+    // The receivers view the bytes with this dtype and shape: they must agree with the length (TensorShapeError otherwise).
+    const shape = resolveShape(req.shape, req.length, req.dtype);
     let entry = this.byKey.get(key);
     if (!entry) {
       const finished = this.finishedByKey.get(key);
@@ -151,33 +154,48 @@ export class SendSide {
         return { tag: finished.tag, done: true };
       }
       entry = this.start(key, req.id, req.chunkId, req.numChunks,
-        { kind: "tensor", dtype: req.dtype, shape: req.shape, length: req.length, node: this.o.node, offset: 0 }, destinations, req.worker);
+        { kind: "tensor", dtype: req.dtype, shape, length: req.length, node: this.o.node, offset: 0 }, destinations, req.worker);
     } else if (entry.length !== req.length) {
       throw new InvalidArgumentError(`TP workers disagree on ${key}: ${entry.length} bytes vs ${req.length}`);
     }
     const offset = await entry.allocated.promise;
-    const shard = entry.group.indexOf(req.worker.rank);
-    if (shard < 0) throw new InvalidArgumentError(`worker rank ${req.worker.rank} is not in the group [${entry.group.join(", ")}] of ${key}`);
-    let copyStart = 0;
-    let copyEnd = 0;
-    if (entry.concurrentCopy) {
-      const per = Math.ceil(entry.length / entry.group.length);
-      copyStart = Math.min(entry.length, shard * per);
-      copyEnd = Math.min(entry.length, copyStart + per);
-    } else if (shard === 0) {
-      copyEnd = entry.length;
-    }
-    return { tag: entry.tag, done: false, offset, copyStart, copyEnd };
+    const { start, end } = this.shardRange(entry, req.worker.rank, key);
+    return { tag: entry.tag, done: false, offset, copyStart: start, copyEnd: end };
   }
 
-  /** A worker's shard is in the slot; resolves when every destination holds the chunk. */
-  async commit(tag: string, worker: Worker): Promise<void> {
+  // The bytes of the slot a worker copies: its shard with concurrentCopy, else all for shard 0 and none for the rest.
+  private shardRange(entry: Entry, rank: number, what: string): { start: number; end: number } {
+    const shard = entry.group.indexOf(rank);
+    if (shard < 0) throw new InvalidArgumentError(`worker rank ${rank} is not in the group [${entry.group.join(", ")}] of ${what}`);
+    if (entry.concurrentCopy) {
+      const per = Math.ceil(entry.length / entry.group.length);
+      const start = Math.min(entry.length, shard * per);
+      return { start, end: Math.min(entry.length, start + per) };
+    }
+    return { start: 0, end: shard === 0 ? entry.length : 0 };
+  }
+
+  /**
+   * A worker's shard is in the slot (or, with `stage`, gets there now: the
+   * server copies a GPU tensor in); resolves when every destination holds
+   * the chunk. A failed `stage` fails the whole transfer with its error.
+   */
+  async commit(tag: string, worker: Worker, stage?: (slot: { offset: number; start: number; end: number }) => Promise<void>): Promise<void> {
     const entry = this.byTag.get(tag);
     if (!entry) {
       const outcome = this.finishedByTag.get(tag);
       if (!outcome) throw new UnknownChunkError(`no send transfer with tag ${tag}`);
       if (!outcome.ok) throw outcome.error;
       return;
+    }
+    const range = this.shardRange(entry, worker.rank, tag);
+    if (stage && range.end > range.start) {
+      try {
+        await stage({ offset: await entry.allocated.promise, ...range });
+      } catch (err) {
+        entry.actor.send({ type: "STAGING_FAILED", error: asSidecarError(err) });
+        throw err;
+      }
     }
     const shard = entry.group.indexOf(worker.rank);
     if (entry.concurrentCopy || shard === 0) entry.actor.send({ type: "SHARD_STAGED", shard });

@@ -17,6 +17,7 @@ import { NodeSlab, layoutFor, slabPath } from "./nodeSlab.js";
 import { SendSide, type Worker } from "./sendSide.js";
 import { RecvSide, type AnnounceRequest } from "./recvSide.js";
 import { DataPlane, ucxTagOf } from "./dataPlane.js";
+import { DeviceStaging, type DeviceSource } from "./deviceStaging.js";
 
 export type HealthStatus = "ALL_GOOD" | "MEMORY_PRESSURE" | "OFFLINE";
 
@@ -45,6 +46,7 @@ export class SidecarServer {
   /** UCX between nodes; undefined when UCX could not start (why: dataPlaneError). */
   private dataPlane: DataPlane | undefined;
   private dataPlaneError: Error | undefined;
+  private readonly deviceStaging = new DeviceStaging();
   private readonly startedAt = Date.now();
   private readonly groupsAdded = new Set<number>();
   private readonly stopped: Promise<void>;
@@ -144,7 +146,11 @@ export class SidecarServer {
     ch.serve(rank, Kind.health, (m: { gc?: boolean }) => this.health(m.gc === true));
     ch.serve(rank, Kind.register, (m) => this.register(m));
     ch.serve(rank, Kind.sendBegin, (m) => this.send.begin(m));
-    ch.serve(rank, Kind.sendCommit, async (m: { tag: string; worker: Worker }) => { await this.send.commit(m.tag, m.worker); return {}; });
+    ch.serve(rank, Kind.sendCommit, async (m: { tag: string; worker: Worker; device?: DeviceSource }) => {
+      const device = m.device;
+      await this.send.commit(m.tag, m.worker, device && ((slot) => this.deviceStaging.copy(device, this.nodeSlab.view(slot.offset + slot.start, slot.end - slot.start), slot.start)));
+      return {};
+    });
     ch.serve(rank, Kind.sendObject, async (m) => { await this.send.sendObject({ ...m, value: toSmallObject(m.value) }); return {}; });
     ch.serve(rank, Kind.close, (m: { id: string; numChunks: number; dstRanks: number[][] }) => this.closeStream(m));
     ch.serve(rank, Kind.recv, (m: { id: string; chunkId: number; waiter: string; timeoutMs?: number }) => this.recv.recv(m.id, m.chunkId, m.waiter, m.timeoutMs));
