@@ -58,6 +58,9 @@ export async function startCluster(specs: SidecarSpec[], options: { env?: Record
     const peers = [...allSpecs.values()].filter((s) => s.node === spec.node).map((s) => s.rank);
     const { command, args } = cliCommand();
     const env = {
+      // Everything here is on this host: keep UCX's TCP lanes on loopback
+      // unless the caller picked devices.
+      UCX_NET_DEVICES: "lo",
       ...process.env,
       ...options.env,
       ...spec.env,
