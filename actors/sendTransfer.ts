@@ -43,6 +43,11 @@ export interface SendTransferContext extends SendTransferInput {
   deliveries: Delivery[];
   /** Same-node receivers still reading the slot. */
   holders: number[];
+  /**
+   * Receivers whose release came before the announcement's reply was
+   * processed (both can arrive in one read): they are not holders.
+   */
+  releasedEarly: number[];
   error: SidecarError | null;
   /** The workers have been told the outcome (it is told once). */
   reported: boolean;
@@ -126,10 +131,12 @@ export const sendTransferMachine = setup({
   },
 }).createMachine({
   id: "send",
-  context: ({ input }) => ({ ...input, allocation: null, staged: [], deliveries: [], holders: [], error: null, reported: false }),
+  context: ({ input }) => ({ ...input, allocation: null, staged: [], deliveries: [], holders: [], releasedEarly: [], error: null, reported: false }),
   initial: "start",
   on: {
     ABORT: { target: ".aborted", actions: assign({ error: ({ event }) => new AbortedError(`send ${(event as { reason: string }).reason}`) }) },
+    // A release before awaitingRelease (handled there) is remembered, never dropped.
+    RELEASED: { actions: assign({ releasedEarly: ({ context, event }) => [...context.releasedEarly, event.rank] }) },
   },
   states: {
     start: { always: [{ guard: "isObject", target: "announcing" }, { target: "allocating" }] },
@@ -174,12 +181,14 @@ export const sendTransferMachine = setup({
         input: ({ context }) => ({ context }),
         onDone: {
           target: "announced",
-          actions: assign(({ event }) => {
+          actions: assign(({ context, event }) => {
             const deliveries = event.output;
             const failure = deliveries.find((d): d is Extract<Delivery, { failed: Error }> => "failed" in d);
             return {
               deliveries,
-              holders: deliveries.filter((d) => "held" in d && d.held && d.intraNode && !d.duplicate).map((d) => d.rank),
+              holders: deliveries
+                .filter((d) => "held" in d && d.held && d.intraNode && !d.duplicate && !context.releasedEarly.includes(d.rank))
+                .map((d) => d.rank),
               error: failure ? asSidecarError(failure.failed) : null,
             };
           }),

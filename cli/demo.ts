@@ -8,8 +8,10 @@ import { table } from "./table.js";
 
 /**
  * `sidecar demo`: the main job on an embedded default. A private
- * nats-server and four sidecars on this host; an encoder (rank 0) hands
- * embeddings to an LLM whose TP group is ranks 2 and 3, the LLM hands audio
+ * nats-server and four sidecars on this host, as two simulated nodes (each
+ * its own slab file; tensors between them cross UCX over loopback TCP); an
+ * encoder (rank 0, node A) hands embeddings to an LLM whose TP group is
+ * ranks 2 and 3 (node B), the LLM hands audio
  * codes to a vocoder (rank 1), and the encoder streams a final summary.
  * Everything received is checked byte for byte; the summary shows what moved,
  * how fast, and that the slabs are empty again.
@@ -34,12 +36,15 @@ const pool = (p: { usedBytes: number; totalBytes: number }) => (p.totalBytes ===
 
 export async function demo(flags: { requests?: string }): Promise<number> {
   const requests = Math.max(1, Number(flags.requests ?? 24));
-  const node = `demo-${process.pid}`;
-  process.stdout.write(`Starting a private nats-server and 4 sidecars (node ${node})…\n`);
+  // Two simulated nodes on this host: each its own slab file, UCX between them.
+  const nodeA = `demo-a-${process.pid}`;
+  const nodeB = `demo-b-${process.pid}`;
+  process.stdout.write(`Starting a private nats-server and 4 sidecars on 2 simulated nodes (${nodeA}: ranks 0,1; ${nodeB}: ranks 2,3)…\n`);
   let cluster: LocalCluster | undefined;
   const clients: SidecarClient[] = [];
   try {
-    cluster = await startCluster([0, 1, 2, 3].map((rank) => ({ rank, node, shmSize: 32 * 1024 * 1024 })));
+    cluster = await startCluster([0, 1, 2, 3].map((rank) => ({ rank, node: rank < 2 ? nodeA : nodeB, shmSize: 32 * 1024 * 1024 })),
+      { env: { UCX_TLS: process.env.UCX_TLS ?? "tcp,self" } });
     const natsUrl = cluster.url;
     const hint = { dtype: "float32", shape: [-1, ROW] };
     const encoder = await Sidecar.connect({ rank: 0, sendTensor: hint, natsUrl });
@@ -101,9 +106,9 @@ export async function demo(flags: { requests?: string }): Promise<number> {
     const p50 = objectLatencies[Math.floor(objectLatencies.length / 2)]!;
     process.stdout.write("\n" + table([
       ["what moved", "count", "bytes", "time", "rate"],
-      ["tensors encoder(0) → LLM TP group [2,3]", String(requests * CHUNKS), mib(tensorBytes), `${tensorSeconds.toFixed(2)} s`, `${(tensorBytes / 1048576 / tensorSeconds).toFixed(0)} MiB/s (incl. checks)`],
-      ["objects LLM [2,3] → vocoder(1)", String(requests), "inline", `p50 ${p50.toFixed(2)} ms`, "send→recv"],
-      ["stream encoder(0) → vocoder(1), closed early", String(streamed.length), "inline", "-", "-"],
+      ["tensors encoder(0) → LLM TP group [2,3], across nodes (UCX)", String(requests * CHUNKS), mib(tensorBytes), `${tensorSeconds.toFixed(2)} s`, `${(tensorBytes / 1048576 / tensorSeconds).toFixed(0)} MiB/s (incl. checks)`],
+      ["objects LLM [2,3] → vocoder(1), across nodes (inline)", String(requests), "inline", `p50 ${p50.toFixed(2)} ms`, "send→recv"],
+      ["stream encoder(0) → vocoder(1), same node, closed early", String(streamed.length), "inline", "-", "-"],
     ]) + "\n\n" + table([
       ["sidecar", "status", "send slab used", "recv slab used", "sent", "received"],
       ...health.map((h) => [String(h.rank), h.status, pool(h.send), pool(h.recv), String(h.transfers.sent), String(h.transfers.received)]),

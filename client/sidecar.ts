@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { itemSize } from "../core/dtype.js";
 import {
-  AbortedError, ClosedError, ConfigError, NotImplementedError, ObjectTooLargeError, SlabCapacityError, TensorShapeError,
+  AbortedError, ClosedError, ConfigError, ObjectTooLargeError, SlabCapacityError, SlabMapError, TensorShapeError,
 } from "../core/errors.js";
 import { resolveShape, Tensor } from "../core/tensor.js";
 import { NatsChannel } from "../control/channel.js";
@@ -12,7 +13,7 @@ import type { RecvOptions, RecvValue, SendData, SendOptions, SidecarClient, Side
 import { MockSidecar } from "./mock.js";
 import {
   checkChunkId, checkCloseStream, checkDstRanks, checkHint, checkId, checkRankGroup, checkRecvOptions, checkSendOptions,
-  isDeviceTensor, type ResolvedHint,
+  checkDeviceTensor, isDeviceTensor, type ResolvedDeviceTensor, type ResolvedHint,
 } from "./validate.js";
 
 const FOREVER_MS = 2_147_483_647;
@@ -98,7 +99,12 @@ export class Sidecar implements SidecarClient {
         ...(sendHint ? { sendTensor: { dtype: sendHint.dtype, shape: [...sendHint.shape] } } : {}),
         ...(recvHint ? { recvTensor: { dtype: recvHint.dtype, shape: [...recvHint.shape] } } : {}),
       }, { timeoutMs });
-      const slab = SlabMapping.open(reg.slabPath, reg.slabBytes, { populate: process.env.SIDECAR_SHM_POPULATE !== "0" });
+      // The head's slab must already be here: a client on another host (or
+      // another /dev/shm) would otherwise map a fresh file of zeros.
+      if (!existsSync(reg.slabPath)) {
+        throw new SlabMapError(`slab file ${reg.slabPath} of rank ${reg.rank} (node ${reg.node}) is not on this host; a client must run on its sidecar's node and share its /dev/shm`);
+      }
+      const slab = SlabMapping.open(reg.slabPath, reg.slabBytes, { populate: !/^(0|false|no|off)$/i.test(process.env.SIDECAR_SHM_POPULATE ?? "") });
       return new Sidecar({ rank: options.rank, group, channel, reg, slab, recvHint, concurrentCopy: options.concurrentCopy ?? false });
     } catch (err) {
       await channel.close();
@@ -120,19 +126,21 @@ export class Sidecar implements SidecarClient {
    *
    * @throws InvalidArgumentError (send to self, negative rank, bad chunk),
    *   ObjectTooLargeError, SlabCapacityError, UnsupportedObjectError,
-   *   TransferFailedError, NotImplementedError (another node, in this build)
+   *   TransferFailedError, UcxError (another node, data plane down),
+   *   CudaUnavailableError / CudaError (a DeviceTensor the head could not copy)
    */
   async send(data: SendData, options: SendOptions): Promise<void> {
     this.checkOpen();
     const o = checkSendOptions(options, this.group);
-    if (isDeviceTensor(data)) throw new NotImplementedError("GPU tensors need the CUDA data plane, which is not in this build; copy the tensor to the host and send a Tensor");
+    if (isDeviceTensor(data)) return this.sendDeviceTensor(checkDeviceTensor(data), o);
     if (data instanceof Tensor) return this.sendTensor(data, o);
     checkSmallObject(data);
     const message = { id: o.id, chunkId: o.chunkId, numChunks: o.numChunks, dstRanks: o.dstRanks, value: data, worker: this.worker };
-    const size = encode(message).byteLength;
+    const encoded = encode(message);
     const limit = this.reg.maxPayload - ENVELOPE_BYTES;
-    if (size > limit) throw new ObjectTooLargeError(size, limit);
-    await this.channel.request(this.head, Kind.sendObject, message, { timeoutMs: FOREVER_MS });
+    if (encoded.byteLength > limit) throw new ObjectTooLargeError(encoded.byteLength, limit);
+    // Encoded once: the size check and the request share the bytes.
+    await this.channel.request(this.head, Kind.sendObject, message, { timeoutMs: FOREVER_MS, encoded });
   }
 
   private async sendTensor(t: Tensor, o: ReturnType<typeof checkSendOptions>): Promise<void> {
@@ -149,6 +157,18 @@ export class Sidecar implements SidecarClient {
     // The one copy of a send: this worker's shard into the slot.
     if (end > start) new Uint8Array(this.slab.buffer, begin.offset! + start, end - start).set(t.bytes.subarray(start, end));
     await this.channel.request(this.head, Kind.sendCommit, { tag: begin.tag, worker: this.worker }, { timeoutMs: FOREVER_MS });
+  }
+
+  // A GPU tensor: the head copies it from the producer's device memory (CUDA IPC) into the slot.
+  private async sendDeviceTensor(t: ResolvedDeviceTensor, o: ReturnType<typeof checkSendOptions>): Promise<void> {
+    if (t.length > this.reg.slabBytes) throw new SlabCapacityError(t.length, this.reg.slabBytes, "the node");
+    const begin = await this.channel.request<{ tag: string; done: boolean }>(
+      this.head, Kind.sendBegin,
+      { id: o.id, chunkId: o.chunkId, numChunks: o.numChunks, dstRanks: o.dstRanks, dtype: t.dtype, shape: t.shape, length: t.length, worker: this.worker },
+      { timeoutMs: FOREVER_MS },
+    );
+    if (begin.done) return;
+    await this.channel.request(this.head, Kind.sendCommit, { tag: begin.tag, worker: this.worker, device: t.device }, { timeoutMs: FOREVER_MS });
   }
 
   /** Ends a stream: its chunk count is `numChunks` (it may arrive before the chunks it counts). */

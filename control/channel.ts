@@ -11,6 +11,8 @@ export interface RequestOptions {
   /** Deadline of the request (default 5000 ms; capped at ~24 days). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** `encode(message)`, when the caller already has it (it is sent instead of encoding again). */
+  encoded?: Uint8Array;
 }
 
 /** Answers one request kind; a thrown error becomes a typed error reply. */
@@ -66,6 +68,9 @@ export class NatsChannel implements ControlChannel {
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
         waitOnFirstConnect: false,
+        // nats.js otherwise captures two stack traces (new Error()) per request
+        // to decorate errors; our errors carry the subject and rank instead.
+        noAsyncTraces: true,
       });
       return new NatsChannel(url, nc, options.onServeError ?? (() => {}));
     } catch (err) {
@@ -83,16 +88,19 @@ export class NatsChannel implements ControlChannel {
     const timeout = Math.min(Math.max(1, options.timeoutMs ?? DEFAULT_TIMEOUT_MS), MAX_TIMER_MS);
     const { signal } = options;
     if (signal?.aborted) throw new AbortedError(`${kind} to rank ${rank} aborted`);
-    const pending = this.nc.request(subject, encode(message), { timeout });
+    const pending = this.nc.request(subject, options.encoded ?? encode(message), { timeout });
     let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      if (!signal) return;
-      onAbort = () => reject(new AbortedError(`${kind} to rank ${rank} aborted`));
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
     let msg: Msg;
     try {
-      msg = await (signal ? Promise.race([pending, aborted]) : pending);
+      if (signal) {
+        const aborted = new Promise<never>((_, reject) => {
+          onAbort = () => reject(new AbortedError(`${kind} to rank ${rank} aborted`));
+          signal.addEventListener("abort", onAbort, { once: true });
+        });
+        msg = await Promise.race([pending, aborted]);
+      } else {
+        msg = await pending;
+      }
     } catch (err) {
       if (err instanceof SidecarError) throw err;
       const code = (err as { code?: string }).code;
