@@ -33,6 +33,7 @@ export function loadBinding(): RawBinding {
     join(root, "native", "ucx-cuda", "build", "Release", "sidecar_native.node"),
     join(root, "native", "ucx-cuda", "build", "Debug", "sidecar_native.node"),
   ].filter((p): p is string => typeof p === "string" && p.length > 0);
+  quietUcxMemoryHooks();
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
   for (const path of candidates) {
@@ -52,6 +53,25 @@ export function loadBinding(): RawBinding {
       `Fix: install UCX (apt-get install libucx-dev) and build the addon with \`npm run build:native\` ` +
       `(or run \`npm run setup\`, which does both).`,
   );
+}
+
+/**
+ * UCX's memory hooks (libucm) patch malloc and mmap in the running process
+ * when the library loads. In Node, V8's own threads map and unmap memory at
+ * the same moment, and the patching crashed sidecars at start-up (a SIGSEGV
+ * in V8's GC callbacks, about one start in fifty on a loaded machine). Sidecar
+ * registers its slab explicitly and never needs UCX to watch allocations, so
+ * the hooks are off unless the user set these variables. They must be set
+ * before the addon (and with it libucm) is loaded.
+ */
+export const UCX_MEMORY_HOOK_DEFAULTS: Readonly<Record<string, string>> = {
+  UCX_MEM_MALLOC_HOOKS: "no",
+  UCX_MEM_MMAP_HOOK_MODE: "none",
+  UCX_MEM_EVENTS: "no",
+};
+
+function quietUcxMemoryHooks(): void {
+  for (const [key, value] of Object.entries(UCX_MEMORY_HOOK_DEFAULTS)) process.env[key] ??= value;
 }
 
 /** Wraps an error thrown by the addon into the project's error classes. */
