@@ -1,12 +1,13 @@
 import { table } from "../cli/table.js";
 import { benchIntraNode } from "./intraNode.js";
+import { benchInterNode } from "./interNode.js";
 import { benchMemory } from "./memory.js";
-import { ms } from "./stats.js";
+import { gbps, ms } from "./stats.js";
 
 /**
  * `npm run bench`: every figure next to a reference measured in the same run,
  * and their ratio (absolute times on these machines drift ±2×).
- * `--only intra|memory` runs one part.
+ * `--only intra|memory|inter` runs one part.
  */
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
 const out = (s: string) => process.stdout.write(s + "\n");
@@ -33,4 +34,42 @@ if (!only || only === "memory") {
     [String(m.small + m.large), `${(m.heapLarge / 1048576).toFixed(1)} MiB`, (m.heapLarge / m.heapSmall).toFixed(2)],
   ]));
   out(`(${m.small + m.large} object transfers in ${m.seconds.toFixed(1)} s)`);
+}
+
+if (!only || only === "inter") {
+  if (!only) out("");
+  out("== two simulated nodes: tensor send→recv over UCX vs ucx_perftest tag_bw and JetStream Object Store put+get ==");
+  const r = await benchInterNode();
+  const size = (b: number) => `${b / 1048576} MiB`;
+  const cell = (b: number, t: number) => `${ms(t)} (${gbps(b, t)})`;
+  // ucx_perftest busy-polls: on a loaded machine it slows far more than the event-driven sidecars, and a ratio above 1 says so.
+  let starved = false;
+  const vsPerftest = (row: { sidecarMs: number; perftest: { msPerMessage: number } }) => {
+    const x = row.perftest.msPerMessage / row.sidecarMs;
+    if (x > 1) starved = true;
+    return `${x.toFixed(2)}${x > 1 ? "*" : ""}`;
+  };
+  out("UCX_TLS=tcp UCX_NET_DEVICES=lo; ratio = bandwidth of sidecar / reference (goal ≥ 0.80 of ucx_perftest at 64 MiB)");
+  out(table([
+    ["size", "sidecar", "ucx_perftest", "ratio", "JetStream OS", "ratio"],
+    ...r.tcp.rows.map((row) => {
+      const os = r.objectStore.find((o) => o.bytes === row.bytes)!;
+      return [
+        size(row.bytes), cell(row.bytes, row.sidecarMs), cell(row.bytes, row.perftest.msPerMessage),
+        vsPerftest(row), cell(row.bytes, os.ms), `${(os.ms / row.sidecarMs).toFixed(1)}×`,
+      ];
+    }),
+  ]));
+  out("");
+  out("UCX_TLS=shm,self (shared memory between the simulated nodes)");
+  out(table([
+    ["size", "sidecar", "ucx_perftest", "ratio"],
+    ...r.shm.rows.map((row) => [
+      size(row.bytes), cell(row.bytes, row.sidecarMs), cell(row.bytes, row.perftest.msPerMessage), vsPerftest(row),
+    ]),
+  ]));
+  const runs = (t: typeof r.tcp) => t.rows.map((row) => `${size(row.bytes)} ${row.perftestRuns.map((x) => x.msPerMessage.toFixed(2)).join("/")}`).join(", ");
+  out("(sidecar: median send→recv, recv posted first, the client's copy into the slab included; ucx_perftest: best of its runs, overall time per message;");
+  out(` JetStream OS: median putBlob+getBlob; ${r.seconds.toFixed(1)} s. ucx_perftest runs, ms per message: tcp ${runs(r.tcp)}; shm ${runs(r.shm)})`);
+  if (starved) out("* above 1: every ucx_perftest run of that size was slowed down (it busy-polls, and this machine was loaded); rerun on a quieter machine");
 }
