@@ -266,8 +266,12 @@ export class SidecarServer {
     const body = ctx.body as import("../actors/ports.js").TensorBody;
     const into = this.nodeSlab.view(ctx.allocation!.offset, body.length);
     await this.requireDataPlane(ctx.fromRank).receive(ctx.tag, into, body.pieces ?? 1, signal);
-    this.channel.request(ctx.fromRank, Kind.received, { tag: ctx.tag, rank: this.config.rank }, { timeoutMs: 5000 })
-      .catch((err) => this.log.warn({ err, tag: ctx.tag, sender: ctx.fromRank }, "could not acknowledge a received chunk"));
+    // Acknowledged on the next turn of the loop, once the actor is ready and
+    // the waiting recv calls are answered: the consumer should not wait for the ack.
+    setImmediate(() => {
+      this.channel.request(ctx.fromRank, Kind.received, { tag: ctx.tag, rank: this.config.rank }, { timeoutMs: 5000 })
+        .catch((err) => this.log.warn({ err, tag: ctx.tag, sender: ctx.fromRank }, "could not acknowledge a received chunk"));
+    });
   }
 
   // The receive actor's `release`: a same-node chunk's reference goes back to its sender.
