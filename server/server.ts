@@ -195,6 +195,8 @@ export class SidecarServer {
       }
       return slotBytesForRow(h.shape.slice(1).reduce((a, b) => a * b, 1) * itemSize(dtype));
     };
+    // Both hints are checked on every register, not only the one that configures a pool.
+    const slotBytes = { send: slot(sendHint), recv: slot(recvHint) };
     const regions = (which: "send" | "recv") => m.group
       .filter((r) => !this.groupsAdded.has(r))
       .map((r) => (which === "send" ? this.nodeSlab.sendRegion(r) : this.nodeSlab.recvRegion(r)))
@@ -202,7 +204,7 @@ export class SidecarServer {
     const ctx = this.slab.getSnapshot().context;
     for (const pool of ["send", "recv"] as const) {
       const add = regions(pool);
-      if (!ctx[pool].allocator) this.slab.send({ type: "CONFIGURE", pool, slotBytes: slot(pool === "send" ? sendHint : recvHint), regions: add });
+      if (!ctx[pool].allocator) this.slab.send({ type: "CONFIGURE", pool, slotBytes: slotBytes[pool], regions: add });
       else for (const region of add) this.slab.send({ type: "ADD_REGION", pool, region });
     }
     for (const r of m.group) if (this.nodeSlab.sendRegion(r)) this.groupsAdded.add(r);

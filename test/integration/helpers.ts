@@ -148,10 +148,16 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
 /** Waits until the rank's send pool holds nothing and nobody waits for memory. */
 export async function waitForIdle(tc: TestCluster, rank: number, timeoutMs = 10_000): Promise<HealthReply> {
   let last: HealthReply | undefined;
-  await waitFor(async () => {
+  const idle = async () => {
     last = await tc.health(rank);
     return last.send.usedBytes === 0 && last.send.waiting === 0 && last.recv.usedBytes === 0 && last.recv.waiting === 0;
-  }, `rank ${rank} to release all memory (last: ${JSON.stringify(last && { send: last.send, recv: last.recv })})`, timeoutMs);
+  };
+  try {
+    await waitFor(idle, `rank ${rank} to release all memory`, timeoutMs);
+  } catch (err) {
+    (err as Error).message += ` (last: ${JSON.stringify(last && { send: last.send, recv: last.recv })})`;
+    throw err;
+  }
   return last!;
 }
 
