@@ -3,14 +3,19 @@ import { startCluster } from "../cluster/localCluster.js";
 
 /**
  * Does a server that completed 100 000 transfers hold more memory than one
- * that completed 1 000? Sidecars run with --expose-gc; heap is read after a
- * collection through health.
+ * that completed 1 000? Sidecars run with --expose-gc; the heap of both is
+ * read after collections, through health, at each checkpoint (a running
+ * total of completed object transfers). A server keeps bounded memory of
+ * finished ids (so late TP workers and late recv calls get the right answer):
+ * it fills in the first ~16 000 transfers, then the heap must stay flat.
  */
-export async function benchMemory(options: { small?: number; large?: number; concurrency?: number } = {}): Promise<{ small: number; large: number; heapSmall: number; heapLarge: number; seconds: number }> {
-  const small = options.small ?? 1000;
-  const large = options.large ?? 100_000;
+export interface MemoryPoint { transfers: number; heapBytes: number }
+
+export async function benchMemory(options: { checkpoints?: number[]; concurrency?: number } = {}): Promise<{ points: MemoryPoint[]; seconds: number }> {
+  const checkpoints = options.checkpoints ?? [1000, 20_000, 50_000, 100_000];
   const concurrency = options.concurrency ?? 64;
-  const cluster = await startCluster([{ rank: 0, node: "bench-mem", shmSize: 8 << 20 }, { rank: 1, node: "bench-mem", shmSize: 8 << 20 }], { nodeArgs: ["--expose-gc"] });
+  const node = `bench-mem-${process.pid}`;
+  const cluster = await startCluster([{ rank: 0, node, shmSize: 8 << 20 }, { rank: 1, node, shmSize: 8 << 20 }], { nodeArgs: ["--expose-gc"] });
   const a = await Sidecar.connect({ rank: 0, sendTensor: { dtype: "uint8", shape: [-1, 64] }, natsUrl: cluster.url });
   const b = await Sidecar.connect({ rank: 1, recvTensor: { dtype: "uint8", shape: [-1, 64] }, natsUrl: cluster.url });
   let next = 0;
@@ -37,11 +42,12 @@ export async function benchMemory(options: { small?: number; large?: number; con
   };
   try {
     const t = performance.now();
-    await run(small);
-    const heapSmall = await heap();
-    await run(large);
-    const heapLarge = await heap();
-    return { small, large, heapSmall, heapLarge, seconds: (performance.now() - t) / 1000 };
+    const points: MemoryPoint[] = [];
+    for (const upTo of checkpoints) {
+      await run(upTo);
+      points.push({ transfers: upTo, heapBytes: await heap() });
+    }
+    return { points, seconds: (performance.now() - t) / 1000 };
   } finally {
     await a.shutdown();
     await b.shutdown();

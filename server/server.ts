@@ -260,14 +260,18 @@ export class SidecarServer {
     const body = ctx.body as import("../actors/ports.js").TensorBody;
     const bytes = this.nodeSlab.view(ctx.allocation!.offset, body.length);
     const dp = this.requireDataPlane(input.targets[0]?.rank ?? -1);
+    const started = performance.now();
     await Promise.all(input.targets.map((t) => dp.send(t.rank, t.ucxAddress, ctx.tag, bytes, ctx.shards, this.config.transferMs, signal)));
+    this.log.debug({ tag: ctx.tag, bytes: body.length, to: input.targets.map((t) => t.rank), ms: +(performance.now() - started).toFixed(3) }, "chunk sent and acknowledged");
   }
 
   // The receive actor's `receiveBytes`: the bytes land in this end's slot, then the sender hears so.
   private async receiveBytes(ctx: import("../actors/recvTransfer.js").RecvTransferContext, signal: AbortSignal): Promise<void> {
     const body = ctx.body as import("../actors/ports.js").TensorBody;
     const into = this.nodeSlab.view(ctx.allocation!.offset, body.length);
+    const started = performance.now();
     await this.requireDataPlane(ctx.fromRank).receive(ctx.tag, into, body.pieces ?? 1, signal);
+    this.log.debug({ tag: ctx.tag, bytes: body.length, from: ctx.fromRank, ms: +(performance.now() - started).toFixed(3) }, "chunk received");
     // Acknowledged on the next turn of the loop, once the actor is ready and
     // the waiting recv calls are answered: the consumer should not wait for the ack.
     setImmediate(() => {
