@@ -114,7 +114,8 @@ export class DataPlane {
       const sent = Promise.all(pieceRanges(bytes.byteLength, pieces).map((r, i) => ep.send(ucxTagOf(tag, i), bytes.subarray(r.start, r.end))));
       await Promise.race([sent.then(() => ack.promise), ack.promise]);
     } catch (err) {
-      if (err instanceof UcxError) this.drop(rank);
+      // A broken or silent endpoint is not reused; the next transfer reconnects.
+      if (err instanceof UcxError || err instanceof TimeoutError) this.drop(rank);
       throw err instanceof UcxError || err instanceof TimeoutError || err instanceof AbortedError
         ? err
         : new TransferFailedError(`transfer ${tag} to rank ${rank}: ${(err as Error).message}`, { cause: err });
