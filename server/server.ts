@@ -19,6 +19,9 @@ import { RecvSide, type AnnounceRequest } from "./recvSide.js";
 import { DataPlane, ucxTagOf } from "./dataPlane.js";
 import { DeviceStaging, type DeviceSource } from "./deviceStaging.js";
 
+/** How often a peer holding a long request is checked for being alive. */
+const LIVENESS_PING_MS = 2000;
+
 export type HealthStatus = "ALL_GOOD" | "MEMORY_PRESSURE" | "OFFLINE";
 
 interface Hint { dtype: string; shape: number[] }
@@ -230,9 +233,10 @@ export class SidecarServer {
         const peer = await this.peers.info(rank);
         const interNode = body.kind === "tensor" && peer.node !== this.config.nodeName;
         if (interNode) this.requireDataPlane(rank);
-        const reply = await this.channel.request<{ held: boolean; ucxTag?: string; ucxAddress?: Uint8Array; duplicate?: boolean }>(rank, Kind.announce, {
+        // The receiver may hold this request while it waits for memory: watch that it stays alive.
+        const reply = await this.whileAlive(rank, `holding the announcement of ${ctx.tag}`, this.channel.request<{ held: boolean; ucxTag?: string; ucxAddress?: Uint8Array; duplicate?: boolean }>(rank, Kind.announce, {
           tag: ctx.tag, id: ctx.id, chunkId: ctx.chunkId, numChunks: ctx.numChunks, from: { rank: this.config.rank, node: this.config.nodeName }, body,
-        }, { timeoutMs: this.config.memoryWaitMs + 10_000 });
+        }, { timeoutMs: this.config.memoryWaitMs + 10_000 }));
         if (reply.held) return { rank, held: true, intraNode: body.kind === "tensor" && !interNode, duplicate: reply.duplicate };
         if (!reply.ucxAddress || !reply.ucxTag) throw new UcxError(`rank ${rank} allocated a slot for ${ctx.tag} but sent no UCX address`, "UCS_ERR_INVALID_PARAM");
         return { rank, held: false, ucxTag: reply.ucxTag, ucxAddress: reply.ucxAddress };
@@ -241,6 +245,32 @@ export class SidecarServer {
         return { rank, failed: err as Error };
       }
     }));
+  }
+
+  // Settles like `work`, but fails with PeerUnreachableError once `rank` has
+  // no sidecar any more (a health ping gets no responders), so a peer that
+  // dies during a long wait is noticed in seconds, not at the wait's deadline.
+  // A slow answer is not taken for death: only "nobody serves that rank" is.
+  private whileAlive<T>(rank: number, what: string, work: Promise<T>): Promise<T> {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const gone = new Promise<never>((_, reject) => {
+      const schedule = () => {
+        if (settled) return;
+        timer = setTimeout(() => {
+          this.channel.request(rank, Kind.health, {}, { timeoutMs: LIVENESS_PING_MS }).then(schedule, (err) => {
+            if (err instanceof PeerUnreachableError && !settled) reject(new PeerUnreachableError(`rank ${rank} went away while ${what}`, { cause: err }));
+            else schedule();
+          });
+        }, LIVENESS_PING_MS);
+      };
+      schedule();
+    });
+    gone.catch(() => {});
+    return Promise.race([work, gone]).finally(() => {
+      settled = true;
+      clearTimeout(timer);
+    });
   }
 
   // A sender announced a chunk to this head. Another node's tensor gets a

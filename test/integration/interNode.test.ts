@@ -10,7 +10,7 @@ import { expect } from "chai";
 import { PeerUnreachableError, SlabCapacityError } from "../../core/errors.js";
 import type { Sidecar } from "../../client/sidecar.js";
 import {
-  MiB, TestCluster, expectReject, expectStillWorks, expectTensor, nodeName, shuffled, tensorOf, uid, waitForIdle,
+  MiB, TestCluster, expectReject, expectStillWorks, expectTensor, nodeName, shuffled, tensorOf, uid, waitFor, waitForIdle,
 } from "./helpers.js";
 
 const configs: { label: string; env: Record<string, string> }[] = [
@@ -164,6 +164,23 @@ for (const { label, env } of configs) {
       await expectStillWorks(tx, rx8, [[1]]);
       await waitForIdle(tc, 0);
       await waitForIdle(tc, 1);
+    });
+
+    it("a receiver that dies while a send waits for its memory fails that send in seconds, and frees the sender's slot", async () => {
+      const id = uid("x-dies");
+      const first = tensorOf("float32", [6 * 1024, 256], 130);
+      await tx.send(first, { id, dstRanks: [[1]], chunkId: 0, numChunks: 2 });
+      // The receiver's 8 MiB pool holds the first 6 MiB until markDone: the second waits there.
+      const started = Date.now();
+      const second = tx.send(tensorOf("float32", [6 * 1024, 256], 131), { id, dstRanks: [[1]], chunkId: 1, numChunks: 2 });
+      await waitFor(async () => (await tc.health(1)).recv.waiting > 0, "the second chunk to wait for memory at the receiver");
+      tc.cluster.sidecars.get(1)!.process.kill("SIGKILL");
+      await expectReject(second, PeerUnreachableError, "SC_PEER_UNREACHABLE", /went away/);
+      expect(Date.now() - started).to.be.below(15_000);
+      await waitForIdle(tc, 0);
+      await tc.cluster.stopSidecar(1);
+      await tc.cluster.startSidecar({ rank: 1, node: nodeB, shmSize: SHM });
+      rx = await tc.connect({ rank: 1, recvTensor: hint });
     });
 
     it("pools a TP group's memory at both ends: 12 MiB crosses although each member's pools hold 8 MiB", async () => {
