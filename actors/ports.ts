@@ -12,8 +12,10 @@ export interface TensorBody {
   shape: number[];
   /** Bytes of data (the slot may be larger). */
   length: number;
-  /** Inter-node: how many tagged messages the bytes travel in (default 1). */
-  pieces?: number;
+  /** Inter-node: the piece layout (core/pieces.ts): TP shards staged separately (default 1)… */
+  shards?: number;
+  /** …and the largest piece of a shard (0 or absent: one piece per shard). */
+  pieceBytes?: number;
   /** Node whose slab holds `offset`. */
   node: string;
   offset: number;

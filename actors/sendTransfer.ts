@@ -33,6 +33,14 @@ export interface SendTransferInput {
   destinations: number[];
   /** Shards that must be staged before announcing (1, or the TP group size with concurrentCopy). */
   shards: number;
+  /**
+   * Every destination is on another node: the chunk is announced as soon as
+   * its slot is allocated, and its pieces (of at most `pieceBytes`) are sent
+   * while the workers are still staging the rest (`transferBytes` waits for
+   * each piece).
+   */
+  streamed: boolean;
+  pieceBytes: number;
   slab: ActorRefFrom<typeof slabMachine>;
   timeouts: Timeouts;
 }
@@ -104,6 +112,13 @@ export const sendTransferMachine = setup({
       });
     },
     cancelMemoryRequest: ({ context }) => context.slab.send({ type: "CANCEL", pool: "send", requestId: context.tag }),
+    recordAllocation: assign({ allocation: ({ event }) => (event as Extract<SlabReply, { type: "MEMORY_GRANTED" }>).allocation }),
+    recordShard: assign({
+      staged: ({ context, event }) => {
+        const { shard } = event as { shard: number };
+        return context.staged.includes(shard) ? context.staged : [...context.staged, shard];
+      },
+    }),
     freeMemory: ({ context }) => {
       if (context.allocation) context.slab.send({ type: "FREE", pool: "send", allocation: context.allocation });
     },
@@ -121,6 +136,7 @@ export const sendTransferMachine = setup({
   guards: {
     isObject: ({ context }) => context.body.kind === "object",
     allStaged: ({ context }) => context.staged.length >= context.shards,
+    streamed: ({ context }) => context.streamed,
     hasError: ({ context }) => context.error !== null,
     needsDataPlane: ({ context }) => context.deliveries.some((d) => "ucxTag" in d),
     hasHolders: ({ context }) => context.holders.length > 0,
@@ -135,6 +151,8 @@ export const sendTransferMachine = setup({
   initial: "start",
   on: {
     ABORT: { target: ".aborted", actions: assign({ error: ({ event }) => new AbortedError(`send ${(event as { reason: string }).reason}`) }) },
+    // Streamed chunks are staged while announcing and transferring.
+    SHARD_STAGED: { actions: "recordShard" },
     // A release before awaitingRelease (handled there) is remembered, never dropped.
     RELEASED: { actions: assign({ releasedEarly: ({ context, event }) => [...context.releasedEarly, event.rank] }) },
   },
@@ -143,14 +161,20 @@ export const sendTransferMachine = setup({
     allocating: {
       entry: "requestMemory",
       on: {
-        MEMORY_GRANTED: { target: "staging", actions: assign({ allocation: ({ event }) => event.allocation }) },
+        MEMORY_GRANTED: [
+          { guard: "streamed", target: "announcing", actions: "recordAllocation" },
+          { target: "staging", actions: "recordAllocation" },
+        ],
         MEMORY_WAIT: { target: "waitingForMemory" },
         MEMORY_IMPOSSIBLE: { target: "failed", actions: assign({ error: ({ event }) => event.error }) },
       },
     },
     waitingForMemory: {
       on: {
-        MEMORY_GRANTED: { target: "staging", actions: assign({ allocation: ({ event }) => event.allocation }) },
+        MEMORY_GRANTED: [
+          { guard: "streamed", target: "announcing", actions: "recordAllocation" },
+          { target: "staging", actions: "recordAllocation" },
+        ],
         ABORT: { target: "aborted", actions: ["cancelMemoryRequest", assign({ error: ({ event }) => new AbortedError(`send aborted while waiting for memory: ${event.reason}`) })] },
       },
       after: {
@@ -164,9 +188,7 @@ export const sendTransferMachine = setup({
       always: { guard: "allStaged", target: "announcing" },
       on: {
         STAGING_FAILED: { target: "failed", actions: assign({ error: ({ event }) => event.error }) },
-        SHARD_STAGED: {
-          actions: assign({ staged: ({ context, event }) => (context.staged.includes(event.shard) ? context.staged : [...context.staged, event.shard]) }),
-        },
+        SHARD_STAGED: { actions: "recordShard" },
       },
       after: {
         staging: {

@@ -5,6 +5,7 @@ import {
   AbortedError, ClosedError, ConfigError, ObjectTooLargeError, SlabCapacityError, SlabMapError, TensorShapeError,
 } from "../core/errors.js";
 import { resolveShape, Tensor } from "../core/tensor.js";
+import { chunkPieces } from "../core/pieces.js";
 import { NatsChannel } from "../control/channel.js";
 import { checkSmallObject, encode, toSmallObject } from "../control/codec.js";
 import { Kind } from "../control/subjects.js";
@@ -146,7 +147,7 @@ export class Sidecar implements SidecarClient {
   private async sendTensor(t: Tensor, o: ReturnType<typeof checkSendOptions>): Promise<void> {
     const length = t.bytes.byteLength;
     if (length > this.reg.slabBytes) throw new SlabCapacityError(length, this.reg.slabBytes, "the node");
-    const begin = await this.channel.request<{ tag: string; done: boolean; offset?: number; copyStart?: number; copyEnd?: number }>(
+    const begin = await this.channel.request<{ tag: string; done: boolean; offset?: number; copyStart?: number; copyEnd?: number; shards?: number; pieceBytes?: number }>(
       this.head, Kind.sendBegin,
       { id: o.id, chunkId: o.chunkId, numChunks: o.numChunks, dstRanks: o.dstRanks, dtype: t.dtype, shape: [...t.shape], length, worker: this.worker },
       { timeoutMs: FOREVER_MS },
@@ -155,7 +156,23 @@ export class Sidecar implements SidecarClient {
     const start = begin.copyStart ?? 0;
     const end = begin.copyEnd ?? 0;
     // The one copy of a send: this worker's shard into the slot.
-    if (end > start) new Uint8Array(this.slab.buffer, begin.offset! + start, end - start).set(t.bytes.subarray(start, end));
+    const slot = new Uint8Array(this.slab.buffer, begin.offset!, length);
+    if (begin.pieceBytes && end > start) {
+      // Streamed (every destination is on another node): piece by piece,
+      // telling the head after each so the piece crosses while the next is
+      // copied. The commit covers the last piece, and any report that is lost.
+      const mine = chunkPieces(length, begin.shards ?? 1, begin.pieceBytes)
+        .map((p, index) => ({ ...p, index }))
+        .filter((p) => p.start >= start && p.end <= end && p.end > p.start);
+      for (const [k, p] of mine.entries()) {
+        slot.set(t.bytes.subarray(p.start, p.end), p.start);
+        if (k === mine.length - 1) break;
+        this.channel.request(this.head, Kind.sendStaged, { tag: begin.tag, worker: this.worker, piece: p.index }, { timeoutMs: 15_000 }).catch(() => {});
+        await Promise.resolve(); // lets the connection write the report now
+      }
+    } else if (end > start) {
+      slot.set(t.bytes.subarray(start, end), start);
+    }
     await this.channel.request(this.head, Kind.sendCommit, { tag: begin.tag, worker: this.worker }, { timeoutMs: FOREVER_MS });
   }
 

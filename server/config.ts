@@ -22,6 +22,8 @@ export interface ServerConfig {
   stagingMs: number;
   /** Longest an inter-node chunk may take to cross the data plane and be acknowledged. */
   transferMs: number;
+  /** Largest piece of a chunk streamed to other nodes (0: no streaming). */
+  pieceBytes: number;
   readyTtlMs: number;
   /** Waiters for memory at which health turns MEMORY_PRESSURE. */
   pressureThreshold: number;
@@ -31,6 +33,7 @@ export interface ServerConfig {
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 export const DEFAULT_SHM_SIZE = 256 * 1024 * 1024;
+export const DEFAULT_PIECE_BYTES = 8 * 1024 * 1024;
 
 type Source = Record<string, string | undefined>;
 
@@ -107,6 +110,7 @@ export function loadServerConfig(env: Source = process.env, overrides: Source = 
     memoryWaitMs: int(src, "SIDECAR_MEMORY_WAIT_MS", 10 * 60_000, 1),
     stagingMs: int(src, "SIDECAR_STAGING_TIMEOUT_MS", 60_000, 1),
     transferMs: int(src, "SIDECAR_TRANSFER_TIMEOUT_MS", 60_000, 1),
+    pieceBytes: src.SIDECAR_PIECE_BYTES ? parseBytes(src.SIDECAR_PIECE_BYTES, "SIDECAR_PIECE_BYTES") : DEFAULT_PIECE_BYTES,
     readyTtlMs: int(src, "SIDECAR_READY_TTL_MS", 0),
     pressureThreshold: int(src, "SIDECAR_PRESSURE_THRESHOLD", 1, 1),
     inspect: bool(src, "SIDECAR_INSPECT", false),

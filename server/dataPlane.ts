@@ -1,5 +1,6 @@
 import { Deferred } from "../core/deferred.js";
-import { AbortedError, InvalidArgumentError, TimeoutError, TransferFailedError, UcxError } from "../core/errors.js";
+import { AbortedError, InvalidArgumentError, SidecarError, TimeoutError, TransferFailedError, UcxError } from "../core/errors.js";
+import { MAX_PIECES, type ByteRange } from "../core/pieces.js";
 import type { Logger } from "../core/logger.js";
 import { UcxWorker, type UcxEndpoint } from "../native/ucx-cuda/index.js";
 import type { SlabMapping } from "../native/ucx-cuda/index.js";
@@ -14,16 +15,15 @@ import type { SlabMapping } from "../native/ucx-cuda/index.js";
  *   address changes (the peer restarted) or the endpoint failed.
  * - UCX tags are built from the transfer tag (`<sender rank>:<sequence>`)
  *   and a piece index, so they are unique by construction.
- * - A chunk travels as `pieces` tagged messages sent at once (one per TP
- *   shard with concurrentCopy), each received straight into its range of
- *   the slot the receiver allocated.
+ * - A chunk travels as tagged pieces (core/pieces.ts), each received
+ *   straight into its range of the slot the receiver allocated; a piece is
+ *   sent as soon as `ready(piece)` says it is staged, so copying into the
+ *   slab and sending overlap.
  */
 
 const RANK_BITS = 16n;
 const SEQ_BITS = 40n;
-const PIECE_BITS = 8n;
-/** Most pieces one chunk travels in. */
-export const MAX_PIECES = 1 << Number(PIECE_BITS);
+const PIECE_BITS = 8n; // MAX_PIECES
 
 /** The UCX tag of a piece of transfer `tag` ("<rank>:<sequence>"). */
 export function ucxTagOf(tag: string, piece: number): bigint {
@@ -37,12 +37,6 @@ export function ucxTagOf(tag: string, piece: number): bigint {
   return (rank << (SEQ_BITS + PIECE_BITS)) | (seq << PIECE_BITS) | BigInt(piece);
 }
 
-/** Byte ranges of a chunk's pieces: `pieces` near-equal ranges (the TP shard split). */
-export function pieceRanges(length: number, pieces: number): { start: number; end: number }[] {
-  const n = Math.max(1, Math.min(pieces, MAX_PIECES));
-  const per = Math.ceil(length / n) || 0;
-  return Array.from({ length: n }, (_, i) => ({ start: Math.min(length, i * per), end: Math.min(length, (i + 1) * per) }));
-}
 
 interface Peer { address: Uint8Array; endpoint: UcxEndpoint }
 
@@ -93,12 +87,14 @@ export class DataPlane {
   }
 
   /**
-   * Sends the pieces of `bytes` (a view of this node's slab) to the worker
-   * at `address`, and resolves once the receiver acknowledged the chunk
-   * (`peer.received`), within `timeoutMs`.
-   * @throws UcxError, TimeoutError, TransferFailedError
+   * Sends the `pieces` of `bytes` (a view of this node's slab) to the worker
+   * at `address`, each once `ready(i)` resolves (at once without it), and
+   * resolves once the receiver acknowledged the chunk (`peer.received`),
+   * within `timeoutMs`.
+   * @throws UcxError, TimeoutError, TransferFailedError, and what `ready` rejects with
    */
-  async send(rank: number, address: Uint8Array, tag: string, bytes: Uint8Array, pieces: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  async send(rank: number, address: Uint8Array, tag: string, bytes: Uint8Array, pieces: readonly ByteRange[], options: { timeoutMs: number; signal?: AbortSignal; ready?: (piece: number) => Promise<void> }): Promise<void> {
+    const { timeoutMs, signal, ready } = options;
     if (this.closed) throw new UcxError("the data plane is closed", "UCS_ERR_CANCELED");
     const key = ackKey(tag, rank);
     const ack = new Deferred<void>();
@@ -111,12 +107,15 @@ export class DataPlane {
       // without peer-failure reports (shared memory in UCX 1.13) never fails a send.
       timer = setTimeout(() => ack.reject(new TimeoutError(`rank ${rank} did not acknowledge transfer ${tag} within ${timeoutMs} ms`)), timeoutMs);
       const ep = this.endpoint(rank, address);
-      const sent = Promise.all(pieceRanges(bytes.byteLength, pieces).map((r, i) => ep.send(ucxTagOf(tag, i), bytes.subarray(r.start, r.end))));
+      const sent = Promise.all(pieces.map(async (r, i) => {
+        if (ready) await ready(i);
+        await ep.send(ucxTagOf(tag, i), bytes.subarray(r.start, r.end));
+      }));
       await Promise.race([sent.then(() => ack.promise), ack.promise]);
     } catch (err) {
       // A broken or silent endpoint is not reused; the next transfer reconnects.
       if (err instanceof UcxError || err instanceof TimeoutError) this.drop(rank);
-      throw err instanceof UcxError || err instanceof TimeoutError || err instanceof AbortedError
+      throw err instanceof SidecarError
         ? err
         : new TransferFailedError(`transfer ${tag} to rank ${rank}: ${(err as Error).message}`, { cause: err });
     } finally {
@@ -136,12 +135,11 @@ export class DataPlane {
    * node's slab). Aborting the signal cancels the posted receives.
    * @throws UcxError, AbortedError
    */
-  async receive(tag: string, into: Uint8Array, pieces: number, signal?: AbortSignal): Promise<void> {
+  async receive(tag: string, into: Uint8Array, pieces: readonly ByteRange[], signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new UcxError("the data plane is closed", "UCS_ERR_CANCELED");
-    const ranges = pieceRanges(into.byteLength, pieces);
-    const got = await Promise.all(ranges.map((r, i) => this.worker.recv(ucxTagOf(tag, i), into.subarray(r.start, r.end), { signal })));
+    const got = await Promise.all(pieces.map((r, i) => this.worker.recv(ucxTagOf(tag, i), into.subarray(r.start, r.end), { signal })));
     got.forEach((g, i) => {
-      const want = ranges[i]!.end - ranges[i]!.start;
+      const want = pieces[i]!.end - pieces[i]!.start;
       if (g.length !== want) throw new TransferFailedError(`transfer ${tag} piece ${i}: ${g.length} bytes arrived, ${want} expected`);
     });
   }

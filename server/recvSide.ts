@@ -93,14 +93,11 @@ export class RecvSide {
         chunk.ready = true;
         const allocation = actor.getSnapshot().context.allocation;
         let body = req.body;
-        if (allocation && body.kind === "tensor") {
-          // The bytes crossed into this end's slot: serve that, as a chunk of this node.
-          const { pieces: _pieces, ...tensor } = body;
-          body = { ...tensor, node: this.o.node, offset: allocation.offset };
-        } else if (body.kind === "tensor" && body.pieces !== undefined) {
-          // `pieces` is a data-plane detail: clients are served the chunk without it.
-          const { pieces: _pieces, ...tensor } = body;
-          body = tensor;
+        if (body.kind === "tensor") {
+          // The piece layout is a data-plane detail: clients are served the chunk without it,
+          // and one that crossed nodes as a chunk of this node, in this end's slot.
+          const { shards: _shards, pieceBytes: _pieceBytes, ...tensor } = body;
+          body = allocation ? { ...tensor, node: this.o.node, offset: allocation.offset } : tensor;
         }
         chunk.body = body;
         this.received += 1;

@@ -8,6 +8,7 @@ import type { SmallObject } from "../client/api.js";
 import type { slabMachine } from "../actors/slab.js";
 import { sendTransferMachine, type SendTransferActor } from "../actors/sendTransfer.js";
 import type { ChunkBody, Timeouts } from "../actors/ports.js";
+import { chunkPieces, shardRange, type ByteRange, type Piece } from "../core/pieces.js";
 
 /**
  * The sending half of a server: one send-transfer actor per chunk in
@@ -22,7 +23,13 @@ export interface BeginRequest {
   dtype: Dtype; shape: number[]; length: number; worker: Worker;
 }
 
-export interface BeginReply { tag: string; done: boolean; offset?: number; copyStart?: number; copyEnd?: number }
+/**
+ * Where a worker copies: its byte range of the slot. With `pieceBytes`, the
+ * chunk is streamed (core/pieces.ts: `chunkPieces(length, shards,
+ * pieceBytes)`): the worker reports each of its pieces but the last with
+ * `client.send.staged` as it copies, and the sidecar sends it on at once.
+ */
+export interface BeginReply { tag: string; done: boolean; offset?: number; copyStart?: number; copyEnd?: number; shards?: number; pieceBytes?: number }
 
 interface Entry {
   tag: string;
@@ -35,6 +42,9 @@ interface Entry {
   length: number;
   group: number[];
   concurrentCopy: boolean;
+  /** Streamed chunks: each piece's staging, awaited by the data plane. */
+  pieces: Piece[];
+  pieceStaged: Deferred<void>[];
 }
 
 type Outcome = { ok: true } | { ok: false; error: SidecarError };
@@ -47,12 +57,18 @@ export interface SendSideOptions {
   timeouts: Timeouts;
   /** The transfer machine with its side effects provided by the server. */
   machine: typeof sendTransferMachine;
+  /** Largest piece of a streamed chunk (0: never stream). */
+  pieceBytes: number;
+  /** Whether every one of these destination heads is on another node (then a tensor chunk is streamed). */
+  allRemote: (destinations: number[]) => Promise<boolean>;
   inspect?: (ev: InspectionEvent) => void;
 }
 
 export class SendSide {
   private readonly byKey = new Map<string, Entry>();
   private readonly byTag = new Map<string, Entry>();
+  // Chunks whose first worker is still finding out whether to stream them (TP workers arriving meanwhile join).
+  private readonly starting = new Map<string, Promise<Entry>>();
   // Outcomes of finished chunks, for TP workers that arrive after the others finished.
   private readonly finishedByKey = new LruMap<string, { tag: string; outcome: Outcome }>(8192);
   private readonly finishedByTag = new LruMap<string, Outcome>(8192);
@@ -85,17 +101,21 @@ export class SendSide {
     return `${this.o.rank}:${this.seq}`;
   }
 
-  private start(key: string, id: string, chunkId: number, numChunks: number | null, body: ChunkBody, destinations: number[], worker: Worker): Entry {
+  private start(key: string, id: string, chunkId: number, numChunks: number | null, body: ChunkBody, destinations: number[], worker: Worker, streamed = false): Entry {
     const tag = this.nextTag();
     const shards = body.kind === "tensor" && worker.concurrentCopy ? worker.group.length : 1;
+    const length = body.kind === "tensor" ? body.length : 0;
+    const pieceBytes = streamed ? this.o.pieceBytes : 0;
     const actor = createActor(this.o.machine, {
       id: `send-${tag}`,
-      input: { tag, id, chunkId, numChunks, body, destinations, shards, slab: this.o.slab, timeouts: this.o.timeouts },
+      input: { tag, id, chunkId, numChunks, body, destinations, shards, streamed, pieceBytes, slab: this.o.slab, timeouts: this.o.timeouts },
       inspect: this.o.inspect,
     });
+    const pieces = body.kind === "tensor" ? chunkPieces(length, shards, pieceBytes) : [];
     const entry: Entry = {
       tag, key, actor, outcome: new Deferred<void>(), allocated: new Deferred<number>(),
-      length: body.kind === "tensor" ? body.length : 0, group: worker.group, concurrentCopy: worker.concurrentCopy,
+      length, group: worker.group, concurrentCopy: worker.concurrentCopy,
+      pieces, pieceStaged: streamed ? pieces.map(() => new Deferred<void>()) : [],
     };
     actor.on("delivered", () => entry.outcome.resolve());
     actor.on("failed", ({ error }) => {
@@ -132,6 +152,7 @@ export class SendSide {
     }
     if (ok) this.completed += 1;
     else this.failed += 1;
+    for (const d of entry.pieceStaged) if (!d.settled) d.reject(outcome.ok ? new TransferFailedError(`send ${entry.tag} ended`) : outcome.error);
     this.finishedByKey.set(entry.key, { tag: entry.tag, outcome });
     this.finishedByTag.set(entry.tag, outcome);
     entry.actor.stop();
@@ -153,26 +174,59 @@ export class SendSide {
         if (!finished.outcome.ok) throw finished.outcome.error;
         return { tag: finished.tag, done: true };
       }
-      entry = this.start(key, req.id, req.chunkId, req.numChunks,
-        { kind: "tensor", dtype: req.dtype, shape, length: req.length, node: this.o.node, offset: 0 }, destinations, req.worker);
-    } else if (entry.length !== req.length) {
-      throw new InvalidArgumentError(`TP workers disagree on ${key}: ${entry.length} bytes vs ${req.length}`);
+      let starting = this.starting.get(key);
+      if (!starting) {
+        const body: ChunkBody = { kind: "tensor", dtype: req.dtype, shape, length: req.length, node: this.o.node, offset: 0 };
+        starting = (async () => {
+          const streamed = this.o.pieceBytes > 0 && req.length > 0 && (await this.o.allRemote(destinations));
+          return this.start(key, req.id, req.chunkId, req.numChunks, body, destinations, req.worker, streamed);
+        })().finally(() => this.starting.delete(key));
+        this.starting.set(key, starting);
+      }
+      entry = await starting;
     }
+    if (entry.length !== req.length) throw new InvalidArgumentError(`TP workers disagree on ${key}: ${entry.length} bytes vs ${req.length}`);
     const offset = await entry.allocated.promise;
     const { start, end } = this.shardRange(entry, req.worker.rank, key);
-    return { tag: entry.tag, done: false, offset, copyStart: start, copyEnd: end };
+    const streamed = entry.pieceStaged.length > 0;
+    return {
+      tag: entry.tag, done: false, offset, copyStart: start, copyEnd: end,
+      ...(streamed ? { shards: entry.concurrentCopy ? entry.group.length : 1, pieceBytes: this.o.pieceBytes } : {}),
+    };
   }
 
   // The bytes of the slot a worker copies: its shard with concurrentCopy, else all for shard 0 and none for the rest.
-  private shardRange(entry: Entry, rank: number, what: string): { start: number; end: number } {
+  private shardRange(entry: Entry, rank: number, what: string): ByteRange {
     const shard = entry.group.indexOf(rank);
     if (shard < 0) throw new InvalidArgumentError(`worker rank ${rank} is not in the group [${entry.group.join(", ")}] of ${what}`);
-    if (entry.concurrentCopy) {
-      const per = Math.ceil(entry.length / entry.group.length);
-      const start = Math.min(entry.length, shard * per);
-      return { start, end: Math.min(entry.length, start + per) };
-    }
+    if (entry.concurrentCopy) return shardRange(entry.length, entry.group.length, shard);
     return { start: 0, end: shard === 0 ? entry.length : 0 };
+  }
+
+  // Indexes of the pieces a worker stages.
+  private piecesOf(entry: Entry, rank: number): number[] {
+    const shard = entry.group.indexOf(rank);
+    const mine = entry.concurrentCopy ? shard : shard === 0 ? 0 : -1;
+    return entry.pieces.flatMap((p, i) => (p.shard === mine ? [i] : []));
+  }
+
+  /** A worker copied one of its pieces of a streamed chunk: the data plane may send it. */
+  staged(tag: string, worker: Worker, piece: number): void {
+    const entry = this.byTag.get(tag);
+    if (!entry) {
+      if (this.finishedByTag.has(tag)) return;
+      throw new UnknownChunkError(`no send transfer with tag ${tag}`);
+    }
+    if (!this.piecesOf(entry, worker.rank).includes(piece)) {
+      throw new InvalidArgumentError(`piece ${piece} of ${tag} is not one that worker rank ${worker.rank} stages`);
+    }
+    entry.pieceStaged[piece]?.resolve();
+  }
+
+  /** Resolves once piece `piece` of streamed transfer `tag` is staged; rejects if the transfer ends first. */
+  pieceReady(tag: string, piece: number): Promise<void> {
+    const d = this.byTag.get(tag)?.pieceStaged[piece];
+    return d ? d.promise : Promise.reject(new UnknownChunkError(`no staged piece ${piece} of ${tag}`));
   }
 
   /**
@@ -197,6 +251,7 @@ export class SendSide {
         throw err;
       }
     }
+    for (const i of this.piecesOf(entry, worker.rank)) entry.pieceStaged[i]?.resolve();
     const shard = entry.group.indexOf(worker.rank);
     if (entry.concurrentCopy || shard === 0) entry.actor.send({ type: "SHARD_STAGED", shard });
     await entry.outcome.promise;

@@ -17,6 +17,7 @@ import { NodeSlab, layoutFor, slabPath } from "./nodeSlab.js";
 import { SendSide, type Worker } from "./sendSide.js";
 import { RecvSide, type AnnounceRequest } from "./recvSide.js";
 import { DataPlane, ucxTagOf } from "./dataPlane.js";
+import { chunkPieces } from "../core/pieces.js";
 import { DeviceStaging, type DeviceSource } from "./deviceStaging.js";
 
 /** How often a peer holding a long request is checked for being alive. */
@@ -122,6 +123,8 @@ export class SidecarServer {
     const inspect = c.inspect ? this.inspector() : undefined;
     this.send = new SendSide({
       rank: c.rank, worldSize: c.worldSize, node: c.nodeName, slab: this.slab, timeouts: this.timeouts, inspect,
+      pieceBytes: c.pieceBytes,
+      allRemote: (destinations) => this.allRemote(destinations),
       machine: sendTransferMachine.provide({
         actors: {
           announce: fromPromise(({ input }) => this.announce(input.context)),
@@ -154,6 +157,7 @@ export class SidecarServer {
       await this.send.commit(m.tag, m.worker, device && ((slot) => this.deviceStaging.copy(device, this.nodeSlab.view(slot.offset + slot.start, slot.end - slot.start), slot.start)));
       return {};
     });
+    ch.serve(rank, Kind.sendStaged, (m: { tag: string; worker: Worker; piece: number }) => { this.send.staged(m.tag, m.worker, m.piece); return {}; });
     ch.serve(rank, Kind.sendObject, async (m) => { await this.send.sendObject({ ...m, value: toSmallObject(m.value) }); return {}; });
     ch.serve(rank, Kind.close, (m: { id: string; numChunks: number; dstRanks: number[][] }) => this.closeStream(m));
     ch.serve(rank, Kind.recv, (m: { id: string; chunkId: number; waiter: string; timeoutMs?: number }) => this.recv.recv(m.id, m.chunkId, m.waiter, m.timeoutMs));
@@ -226,8 +230,8 @@ export class SidecarServer {
 
   // The send actor's `announce`: tells every destination head about the chunk.
   private async announce(ctx: import("../actors/sendTransfer.js").SendTransferContext): Promise<Delivery[]> {
-    // Inter-node bytes travel in one piece per staged shard (TP concurrentCopy), sent at once.
-    const body = ctx.body.kind === "tensor" ? { ...ctx.body, offset: ctx.allocation!.offset, pieces: ctx.shards } : ctx.body;
+    // Inter-node bytes travel in the pieces of core/pieces.ts; the receiver needs the layout.
+    const body = ctx.body.kind === "tensor" ? { ...ctx.body, offset: ctx.allocation!.offset, shards: ctx.shards, pieceBytes: ctx.pieceBytes } : ctx.body;
     return Promise.all(ctx.destinations.map(async (rank): Promise<Delivery> => {
       try {
         const peer = await this.peers.info(rank);
@@ -273,6 +277,17 @@ export class SidecarServer {
     });
   }
 
+  // Whether every destination head is on another node (then a tensor chunk is streamed).
+  private async allRemote(destinations: number[]): Promise<boolean> {
+    if (!this.dataPlane) return false;
+    try {
+      const peers = await Promise.all(destinations.map((r) => this.peers.info(r)));
+      return peers.every((p) => p.node !== this.config.nodeName);
+    } catch {
+      return false; // the announcement reports an unreachable peer
+    }
+  }
+
   // A sender announced a chunk to this head. Another node's tensor gets a
   // slot here first (maybe after waiting for memory); the reply then names
   // the UCX tag and this worker's address, and the bytes follow.
@@ -290,8 +305,20 @@ export class SidecarServer {
     const body = ctx.body as import("../actors/ports.js").TensorBody;
     const bytes = this.nodeSlab.view(ctx.allocation!.offset, body.length);
     const dp = this.requireDataPlane(input.targets[0]?.rank ?? -1);
+    const pieces = chunkPieces(body.length, ctx.shards, ctx.pieceBytes);
     const started = performance.now();
-    await Promise.all(input.targets.map((t) => dp.send(t.rank, t.ucxAddress, ctx.tag, bytes, ctx.shards, this.config.transferMs, signal)));
+    // A streamed chunk goes out piece by piece while the workers still copy the rest.
+    let timer: NodeJS.Timeout | undefined;
+    const stagingOverdue = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`send ${ctx.id}#${ctx.chunkId}: not every piece was staged within ${this.config.stagingMs} ms (does every worker of the group call send?)`)), this.config.stagingMs);
+    });
+    stagingOverdue.catch(() => {});
+    const ready = ctx.streamed ? (piece: number) => Promise.race([this.send.pieceReady(ctx.tag, piece), stagingOverdue]) : undefined;
+    try {
+      await Promise.all(input.targets.map((t) => dp.send(t.rank, t.ucxAddress, ctx.tag, bytes, pieces, { timeoutMs: this.config.transferMs, signal, ready })));
+    } finally {
+      clearTimeout(timer);
+    }
     this.log.debug({ tag: ctx.tag, bytes: body.length, to: input.targets.map((t) => t.rank), ms: +(performance.now() - started).toFixed(3) }, "chunk sent and acknowledged");
   }
 
@@ -300,7 +327,7 @@ export class SidecarServer {
     const body = ctx.body as import("../actors/ports.js").TensorBody;
     const into = this.nodeSlab.view(ctx.allocation!.offset, body.length);
     const started = performance.now();
-    await this.requireDataPlane(ctx.fromRank).receive(ctx.tag, into, body.pieces ?? 1, signal);
+    await this.requireDataPlane(ctx.fromRank).receive(ctx.tag, into, chunkPieces(body.length, body.shards ?? 1, body.pieceBytes ?? 0), signal);
     this.log.debug({ tag: ctx.tag, bytes: body.length, from: ctx.fromRank, ms: +(performance.now() - started).toFixed(3) }, "chunk received");
     // Acknowledged on the next turn of the loop, once the actor is ready and
     // the waiting recv calls are answered: the consumer should not wait for the ack.

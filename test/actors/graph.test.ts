@@ -309,6 +309,7 @@ const CASES: MachineCase[] = [
     inputs: [
       { label: "tensor, one shard", input: (slab, impossible) => sendInput(slab, impossible, "tensor", 1) },
       { label: "tensor, two shards (concurrentCopy)", input: (slab, impossible) => sendInput(slab, impossible, "tensor", 2) },
+      { label: "tensor, streamed to other nodes", input: (slab, impossible) => sendInput(slab, impossible, "tensor", 2, true) },
       { label: "object", input: (slab, impossible) => sendInput(slab, impossible, "object", 1) },
     ],
     events: sendEvents,
@@ -345,11 +346,11 @@ const CASES: MachineCase[] = [
   },
 ];
 
-function sendInput(slab: never, impossible: boolean, kind: "tensor" | "object", shards: number) {
+function sendInput(slab: never, impossible: boolean, kind: "tensor" | "object", shards: number, streamed = false) {
   const body = kind === "object"
     ? { kind: "object", value: { hello: "world" } }
     : { kind: "tensor", dtype: "uint8", shape: [impossible ? 3 * SLOT : SLOT], length: impossible ? 3 * SLOT : SLOT, node: "n", offset: 0 };
-  return { tag: "0:1", id: "graph", chunkId: 0, numChunks: 1, body, destinations: [1, 2], shards, slab, timeouts: TIMEOUTS };
+  return { tag: "0:1", id: "graph", chunkId: 0, numChunks: 1, body, destinations: [1, 2], shards, streamed, pieceBytes: streamed ? 64 : 0, slab, timeouts: TIMEOUTS };
 }
 
 function recvInput(slab: never, impossible: boolean, kind: "tensor" | "object", intraNode: boolean, readyTtlMs: number) {

@@ -13,8 +13,10 @@ import {
   MiB, TestCluster, expectReject, expectStillWorks, expectTensor, nodeName, shuffled, tensorOf, uid, waitFor, waitForIdle,
 } from "./helpers.js";
 
+// Over tcp, chunks stream in 1 MiB pieces (a 3 MiB chunk is 3 pieces); over
+// shared memory in the default 8 MiB pieces.
 const configs: { label: string; env: Record<string, string> }[] = [
-  { label: "UCX_TLS=tcp UCX_NET_DEVICES=lo", env: { UCX_TLS: "tcp", UCX_NET_DEVICES: "lo" } },
+  { label: "UCX_TLS=tcp UCX_NET_DEVICES=lo, 1 MiB pieces", env: { UCX_TLS: "tcp", UCX_NET_DEVICES: "lo", SIDECAR_PIECE_BYTES: "1M" } },
   { label: "UCX_TLS=shm,self (shared-memory transports)", env: { UCX_TLS: "shm,self" } },
 ];
 
@@ -113,6 +115,19 @@ for (const { label, env } of configs) {
         await waitForIdle(tc, 4);
       });
     }
+
+    it("broadcasts one chunk to a same-node group and to another node's group (staged first, then sent)", async () => {
+      const id = uid("x-mixed");
+      const local = await Promise.all([2, 3].map((rank) => tc.connect({ rank, group: [2, 3], recvTensor: hint })));
+      const t = tensorOf("float32", [5 * 1024, 256], 140);
+      await tx.send(t, { id, dstRanks: [[1], [2, 3]] });
+      expectTensor(await rx.recv(id, 0, { timeoutMs: 10_000 }), "float32", [5 * 1024, 256], t.bytes, "other node");
+      for (const w of local) expectTensor(await w.recv(id, 0, { timeoutMs: 10_000 }), "float32", [5 * 1024, 256], t.bytes, `same node, worker ${w.rank}`);
+      await rx.markDone(id, 0);
+      await local[0]!.markDone(id, 0);
+      await waitForIdle(tc, 0);
+      await waitForIdle(tc, 1);
+    });
 
     it("streams: chunk 0 last, closeStream before the chunks, null once closed", async () => {
       const id = uid("x-stream");
