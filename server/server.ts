@@ -1,6 +1,6 @@
 import { createActor, fromPromise, type InspectionEvent } from "xstate";
 import { parseDtype, itemSize } from "../core/dtype.js";
-import { ConfigError, PeerUnreachableError, TimeoutError, UcxError } from "../core/errors.js";
+import { BadMessageError, ConfigError, PeerUnreachableError, TimeoutError, UcxError } from "../core/errors.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { slabMachine, poolUsage } from "../actors/slab.js";
 import { slotBytesForRow } from "../actors/slabAllocator.js";
@@ -294,6 +294,10 @@ export class SidecarServer {
   private async announced(m: AnnounceRequest) {
     if (m.body.kind === "object") return this.recv.announce({ ...m, body: { kind: "object", value: toSmallObject(m.body.value) } });
     if (m.body.node !== this.config.nodeName) this.requireDataPlane(m.from.rank);
+    else if (m.body.offset + m.body.length > this.nodeSlab.layout.totalBytes) {
+      // Clients would view these bytes of the node slab in place: they must be inside it.
+      throw new BadMessageError(`announced chunk ${m.tag} lies outside the node slab (offset ${m.body.offset} + ${m.body.length} bytes > ${this.nodeSlab.layout.totalBytes})`);
+    }
     const reply = await this.recv.announce(m);
     if (reply.held) return reply;
     return { held: false, ucxTag: ucxTagOf(m.tag, 0).toString(), ucxAddress: this.dataPlane!.address };

@@ -341,6 +341,24 @@ describe("integration: bad input", function () {
     });
   });
 
+  it("refuses a same-node announcement that points outside the node slab (clients would view it in place)", async () => {
+    const rawNc = await connect({ servers: tc.url });
+    try {
+      const id = uid("outside");
+      const msg = await rawNc.request(subjectFor(1, Kind.announce), encode({
+        tag: "0:987654", id, chunkId: 0, numChunks: 1, from: { rank: 0, node: nodeName("badinput") },
+        body: { kind: "tensor", dtype: "float32", shape: [1024, 256], length: 1 << 20, node: nodeName("badinput"), offset: 1 << 30 },
+      }), { timeout: 5000 });
+      const reply = decode(msg.data) as { error?: { code: string; message: string } };
+      expect(reply.error?.code).to.equal("SC_BAD_MESSAGE");
+      expect(reply.error?.message).to.match(/outside the node slab/);
+      expect(await rx.recv(id, 0, { timeoutMs: 300 }).catch((e: Error) => e.name)).to.equal("TimeoutError");
+      expect(tc.alive(1), tc.logs(1)).to.equal(true);
+    } finally {
+      await rawNc.close();
+    }
+  });
+
   it("leaves received data intact through all of the above", async () => {
     const id = uid("intact");
     const t = tensorOf("float32", [3, 256], 77);
