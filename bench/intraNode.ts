@@ -46,7 +46,8 @@ export async function benchIntraNode(options: { bytes?: number; rounds?: number;
   const bytes = options.bytes ?? 64 * 1024 * 1024;
   const rounds = options.rounds ?? 15;
   const objects = options.objects ?? 2000;
-  const cluster = await startCluster([{ rank: 0, node: "bench-intra", shmSize: 4 * bytes }, { rank: 1, node: "bench-intra", shmSize: 4 * bytes }]);
+  const node = `bench-intra-${process.pid}`;
+  const cluster = await startCluster([{ rank: 0, node, shmSize: 4 * bytes }, { rank: 1, node, shmSize: 4 * bytes }]);
   const clients: SidecarClient[] = [];
   try {
     const hint = { dtype: "float32", shape: [-1, 4096] };
