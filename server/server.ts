@@ -1,6 +1,6 @@
 import { createActor, fromPromise, type InspectionEvent } from "xstate";
 import { parseDtype, itemSize } from "../core/dtype.js";
-import { BadMessageError, ConfigError, PeerUnreachableError, TimeoutError, UcxError } from "../core/errors.js";
+import { BadMessageError, ConfigError, PeerUnreachableError, TimeoutError, TransferFailedError, UcxError } from "../core/errors.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { slabMachine, poolUsage } from "../actors/slab.js";
 import { slotBytesForRow } from "../actors/slabAllocator.js";
@@ -237,6 +237,8 @@ export class SidecarServer {
         const peer = await this.peers.info(rank);
         const interNode = body.kind === "tensor" && peer.node !== this.config.nodeName;
         if (interNode) this.requireDataPlane(rank);
+        // A streamed chunk is announced before it is staged: a same-node receiver would read it half-written.
+        else if (ctx.streamed) throw new TransferFailedError(`rank ${rank} is on this node (${peer.node}) now, but ${ctx.tag} was streamed as if it were not; send it again`);
         // The receiver may hold this request while it waits for memory: watch that it stays alive.
         const reply = await this.whileAlive(rank, `holding the announcement of ${ctx.tag}`, this.channel.request<{ held: boolean; ucxTag?: string; ucxAddress?: Uint8Array; duplicate?: boolean }>(rank, Kind.announce, {
           tag: ctx.tag, id: ctx.id, chunkId: ctx.chunkId, numChunks: ctx.numChunks, from: { rank: this.config.rank, node: this.config.nodeName }, body,
