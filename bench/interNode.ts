@@ -1,7 +1,5 @@
-import { Sidecar } from "../client/sidecar.js";
-import type { SidecarClient } from "../client/api.js";
 import { Tensor } from "../core/tensor.js";
-import { startCluster } from "../cluster/localCluster.js";
+import { openPair } from "./pair.js";
 import { benchObjectStore, type ObjectStoreResult } from "./objectStore.js";
 import { median } from "./stats.js";
 import { runUcxPerftest, type PerftestResult } from "./ucxPerftest.js";
@@ -62,16 +60,9 @@ export async function benchTransport(plan: SizePlan[], env: Record<string, strin
   const maxBytes = Math.max(...plan.map((p) => p.bytes));
   const shmSize = 4 * maxBytes; // each pool (send, recv) is half of it
   const tag = `${process.pid}-${env.UCX_TLS?.replace(/\W/g, "") ?? "default"}`;
-  const cluster = await startCluster(
-    [{ rank: 0, node: `bench-a-${tag}`, shmSize }, { rank: 1, node: `bench-b-${tag}`, shmSize }],
-    { env },
-  );
-  const clients: SidecarClient[] = [];
+  const pair = await openPair([`bench-a-${tag}`, `bench-b-${tag}`], shmSize, { dtype: "float32", shape: [-1, 4096] }, { env });
+  const { a, b } = pair;
   try {
-    const hint = { dtype: "float32", shape: [-1, 4096] };
-    const a = await Sidecar.connect({ rank: 0, sendTensor: hint, natsUrl: cluster.url });
-    const b = await Sidecar.connect({ rank: 1, recvTensor: hint, natsUrl: cluster.url });
-    clients.push(a, b);
     const rows: TransportResult["rows"] = [];
     for (const p of plan) {
       const data = new Uint8Array(p.bytes);
@@ -112,8 +103,7 @@ export async function benchTransport(plan: SizePlan[], env: Record<string, strin
     }
     return { env, rows };
   } finally {
-    for (const c of clients) await c.shutdown();
-    await cluster.stop();
+    await pair.close();
   }
 }
 

@@ -1,8 +1,6 @@
 import { connect } from "nats";
-import { Sidecar } from "../client/sidecar.js";
-import type { SidecarClient } from "../client/api.js";
 import { Tensor } from "../core/tensor.js";
-import { startCluster } from "../cluster/localCluster.js";
+import { openPair } from "./pair.js";
 import { median, percentile } from "./stats.js";
 
 /**
@@ -47,13 +45,9 @@ export async function benchIntraNode(options: { bytes?: number; rounds?: number;
   const rounds = options.rounds ?? 15;
   const objects = options.objects ?? 2000;
   const node = `bench-intra-${process.pid}`;
-  const cluster = await startCluster([{ rank: 0, node, shmSize: 4 * bytes }, { rank: 1, node, shmSize: 4 * bytes }]);
-  const clients: SidecarClient[] = [];
+  const pair = await openPair([node, node], 4 * bytes, { dtype: "float32", shape: [-1, 4096] });
+  const { cluster, a, b } = pair;
   try {
-    const hint = { dtype: "float32", shape: [-1, 4096] };
-    const a = await Sidecar.connect({ rank: 0, sendTensor: hint, natsUrl: cluster.url });
-    const b = await Sidecar.connect({ rank: 1, recvTensor: hint, natsUrl: cluster.url });
-    clients.push(a, b);
     const data = new Float32Array(bytes / 4).fill(1.5);
     const tensor = Tensor.from(data, { dtype: "float32", shape: [-1, 4096] });
 
@@ -103,7 +97,6 @@ export async function benchIntraNode(options: { bytes?: number; rounds?: number;
       objectP50Ms: median(obj), objectP99Ms: percentile(obj, 99), natsP50Ms: median(rr), natsP99Ms: percentile(rr, 99),
     };
   } finally {
-    for (const c of clients) await c.shutdown();
-    await cluster.stop();
+    await pair.close();
   }
 }

@@ -1,5 +1,4 @@
-import { Sidecar } from "../client/sidecar.js";
-import { startCluster } from "../cluster/localCluster.js";
+import { openPair } from "./pair.js";
 
 /**
  * Does a server that completed 100 000 transfers hold more memory than one
@@ -15,9 +14,8 @@ export async function benchMemory(options: { checkpoints?: number[]; concurrency
   const checkpoints = options.checkpoints ?? [1000, 20_000, 50_000, 100_000];
   const concurrency = options.concurrency ?? 64;
   const node = `bench-mem-${process.pid}`;
-  const cluster = await startCluster([{ rank: 0, node, shmSize: 8 << 20 }, { rank: 1, node, shmSize: 8 << 20 }], { nodeArgs: ["--expose-gc"] });
-  const a = await Sidecar.connect({ rank: 0, sendTensor: { dtype: "uint8", shape: [-1, 64] }, natsUrl: cluster.url });
-  const b = await Sidecar.connect({ rank: 1, recvTensor: { dtype: "uint8", shape: [-1, 64] }, natsUrl: cluster.url });
+  const pair = await openPair([node, node], 8 << 20, { dtype: "uint8", shape: [-1, 64] }, { nodeArgs: ["--expose-gc"] });
+  const { cluster, a, b } = pair;
   let next = 0;
   const run = async (upTo: number) => {
     const lane = async () => {
@@ -49,8 +47,6 @@ export async function benchMemory(options: { checkpoints?: number[]; concurrency
     }
     return { points, seconds: (performance.now() - t) / 1000 };
   } finally {
-    await a.shutdown();
-    await b.shutdown();
-    await cluster.stop();
+    await pair.close();
   }
 }
