@@ -22,6 +22,7 @@ export const Kind = {
   received: "peer.received",
   release: "peer.release",
   peerClose: "peer.close",
+  peerAbort: "peer.abort",
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -42,6 +43,7 @@ export const ReplyKind: Record<Kind, string> = {
   [Kind.received]: "ok.reply",
   [Kind.release]: "ok.reply",
   [Kind.peerClose]: "ok.reply",
+  [Kind.peerAbort]: "ok.reply",
 };
 
 export function subjectFor(rank: number, kind: Kind): string {

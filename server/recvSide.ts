@@ -121,12 +121,13 @@ export class RecvSide {
     return settled;
   }
 
-  // A chunk's actor finished (released, expired or failed): forget it.
+  // A chunk's actor finished (released, expired or failed): forget it. One
+  // that failed before it was ever ready was not delivered: the sender may send it again.
   private drop(id: string, chunkId: number, chunk: Chunk): void {
     const s = this.ids.get(id);
     if (!s || s.chunks.get(chunkId) !== chunk) return;
     s.chunks.delete(chunkId);
-    s.released.add(chunkId);
+    if (chunk.ready) s.released.add(chunkId);
     chunk.actor.stop();
     this.maybeFinish(id, s);
   }
@@ -136,6 +137,12 @@ export class RecvSide {
     for (let c = 0; c < s.count; c++) if (!s.released.has(c)) return;
     this.ids.delete(id);
     this.finished.set(id, s.count);
+  }
+
+  /** The sender gave up on an inter-node chunk it announced: a slot reserved for it is freed now, not at the transfer deadline. */
+  abort(id: string, chunkId: number, tag: string, reason: string): void {
+    const chunk = this.ids.get(id)?.chunks.get(chunkId);
+    if (chunk && chunk.tag === tag && !chunk.ready) chunk.actor.send({ type: "ABORT", reason: `the sender gave up: ${reason}` });
   }
 
   /** A stream's chunk count arrived (maybe before its chunks). */

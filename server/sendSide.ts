@@ -1,13 +1,13 @@
 import { createActor, type ActorRefFrom, type InspectionEvent } from "xstate";
 import { Deferred } from "../core/deferred.js";
-import { InvalidArgumentError, SidecarError, TransferFailedError, UnknownChunkError, asSidecarError } from "../core/errors.js";
+import { InvalidArgumentError, SidecarError, TimeoutError, TransferFailedError, UnknownChunkError, asSidecarError } from "../core/errors.js";
 import { LruMap } from "../core/lru.js";
 import { resolveShape } from "../core/tensor.js";
 import type { Dtype } from "../core/dtype.js";
 import type { SmallObject } from "../client/api.js";
 import type { slabMachine } from "../actors/slab.js";
 import { sendTransferMachine, type SendTransferActor } from "../actors/sendTransfer.js";
-import type { ChunkBody, Timeouts } from "../actors/ports.js";
+import { MAX_DELAY_MS, type ChunkBody, type Timeouts } from "../actors/ports.js";
 import { chunkPieces, shardRange, type ByteRange, type Piece } from "../core/pieces.js";
 
 /**
@@ -45,6 +45,8 @@ interface Entry {
   /** Streamed chunks: each piece's staging, awaited by the data plane. */
   pieces: Piece[];
   pieceStaged: Deferred<void>[];
+  /** Streamed chunks: the staging deadline (the `staging` state's, for chunks that skip that state). */
+  stagingTimer?: NodeJS.Timeout;
 }
 
 type Outcome = { ok: true } | { ok: false; error: SidecarError };
@@ -124,7 +126,10 @@ export class SendSide {
     });
     actor.subscribe({
       next: (snap) => {
-        if (!entry.allocated.settled && snap.context.allocation) entry.allocated.resolve(snap.context.allocation.offset);
+        if (!entry.allocated.settled && snap.context.allocation) {
+          entry.allocated.resolve(snap.context.allocation.offset);
+          if (entry.pieceStaged.length > 0) this.startStagingDeadline(entry);
+        }
         if (snap.status === "done") this.finish(entry, snap.value === "done");
       },
       error: (err) => {
@@ -152,6 +157,7 @@ export class SendSide {
     }
     if (ok) this.completed += 1;
     else this.failed += 1;
+    clearTimeout(entry.stagingTimer);
     for (const d of entry.pieceStaged) if (!d.settled) d.reject(outcome.ok ? new TransferFailedError(`send ${entry.tag} ended`) : outcome.error);
     this.finishedByKey.set(entry.key, { tag: entry.tag, outcome });
     this.finishedByTag.set(entry.tag, outcome);
@@ -223,7 +229,16 @@ export class SendSide {
     entry.pieceStaged[piece]?.resolve();
   }
 
-  /** Resolves once piece `piece` of streamed transfer `tag` is staged; rejects if the transfer ends first. */
+  // A streamed chunk's pieces must all be staged within stagingMs of its allocation, as a staged chunk's shards must.
+  private startStagingDeadline(entry: Entry): void {
+    const ms = this.o.timeouts.stagingMs;
+    entry.stagingTimer = setTimeout(() => {
+      const error = new TimeoutError(`send ${entry.key}: not every piece was staged within ${ms} ms (does every worker of the group call send?)`);
+      for (const d of entry.pieceStaged) if (!d.settled) d.reject(error);
+    }, Math.min(ms, MAX_DELAY_MS));
+  }
+
+  /** Resolves once piece `piece` of streamed transfer `tag` is staged; rejects if the transfer ends first or staging runs late. */
   pieceReady(tag: string, piece: number): Promise<void> {
     const d = this.byTag.get(tag)?.pieceStaged[piece];
     return d ? d.promise : Promise.reject(new UnknownChunkError(`no staged piece ${piece} of ${tag}`));
@@ -247,7 +262,10 @@ export class SendSide {
       try {
         await stage({ offset: await entry.allocated.promise, ...range });
       } catch (err) {
-        entry.actor.send({ type: "STAGING_FAILED", error: asSidecarError(err) });
+        const error = asSidecarError(err);
+        entry.actor.send({ type: "STAGING_FAILED", error });
+        // A streamed chunk is past `staging`: its data plane is waiting for these pieces.
+        for (const d of entry.pieceStaged) if (!d.settled) d.reject(error);
         throw err;
       }
     }

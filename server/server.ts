@@ -171,6 +171,7 @@ export class SidecarServer {
     ch.serve(rank, Kind.announce, (m: AnnounceRequest) => this.announced(m));
     ch.serve(rank, Kind.release, (m: { tag: string; rank: number }) => { this.send.released(m.tag, m.rank); return {}; });
     ch.serve(rank, Kind.peerClose, (m: { id: string; numChunks: number }) => { this.recv.close(m.id, m.numChunks); return {}; });
+    ch.serve(rank, Kind.peerAbort, (m: { tag: string; id: string; chunkId: number; reason: string }) => { this.recv.abort(m.id, m.chunkId, m.tag, m.reason); return {}; });
     ch.serve(rank, Kind.received, (m: { tag: string; rank: number }) => { this.dataPlane?.acknowledged(m.tag, m.rank); return {}; });
   }
 
@@ -314,16 +315,14 @@ export class SidecarServer {
     const pieces = chunkPieces(body.length, ctx.shards, ctx.pieceBytes);
     const started = performance.now();
     // A streamed chunk goes out piece by piece while the workers still copy the rest.
-    let timer: NodeJS.Timeout | undefined;
-    const stagingOverdue = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`send ${ctx.id}#${ctx.chunkId}: not every piece was staged within ${this.config.stagingMs} ms (does every worker of the group call send?)`)), this.config.stagingMs);
-    });
-    stagingOverdue.catch(() => {});
-    const ready = ctx.streamed ? (piece: number) => Promise.race([this.send.pieceReady(ctx.tag, piece), stagingOverdue]) : undefined;
+    const ready = ctx.streamed ? (piece: number) => this.send.pieceReady(ctx.tag, piece) : undefined;
     try {
       await Promise.all(input.targets.map((t) => dp.send(t.rank, t.ucxAddress, ctx.tag, bytes, pieces, { timeoutMs: this.config.transferMs, signal, ready })));
-    } finally {
-      clearTimeout(timer);
+    } catch (err) {
+      // The receivers reserved slots for this chunk: let them go now rather than at their transfer deadline.
+      const abort = { tag: ctx.tag, id: ctx.id, chunkId: ctx.chunkId, reason: (err as Error).message.slice(0, 2000) };
+      for (const t of input.targets) this.channel.request(t.rank, Kind.peerAbort, abort, { timeoutMs: 5000 }).catch(() => {});
+      throw err;
     }
     this.log.debug({ tag: ctx.tag, bytes: body.length, to: input.targets.map((t) => t.rank), ms: +(performance.now() - started).toFixed(3) }, "chunk sent and acknowledged");
   }

@@ -7,7 +7,10 @@
  *   node B: rank 1 (a receiver), ranks 4,5 (a TP group of receivers)
  */
 import { expect } from "chai";
+import { connect } from "nats";
 import { PeerUnreachableError, SlabCapacityError } from "../../core/errors.js";
+import { decode, encode } from "../../control/codec.js";
+import { Kind, subjectFor } from "../../control/subjects.js";
 import type { Sidecar } from "../../client/sidecar.js";
 import {
   MiB, TestCluster, expectReject, expectStillWorks, expectTensor, nodeName, shuffled, tensorOf, uid, waitFor, waitForIdle,
@@ -38,7 +41,7 @@ for (const { label, env } of configs) {
       tc = await TestCluster.start([
         { rank: 0, node: nodeA, shmSize: SHM }, { rank: 2, node: nodeA, shmSize: SHM }, { rank: 3, node: nodeA, shmSize: SHM },
         { rank: 1, node: nodeB, shmSize: SHM }, { rank: 4, node: nodeB, shmSize: SHM }, { rank: 5, node: nodeB, shmSize: SHM },
-      ], { env: { ...env, SIDECAR_TRANSFER_TIMEOUT_MS: "20000" } });
+      ], { env: { ...env, SIDECAR_TRANSFER_TIMEOUT_MS: "20000", SIDECAR_STAGING_TIMEOUT_MS: "4000" } });
       tx = await tc.connect({ rank: 0, sendTensor: hint });
       rx = await tc.connect({ rank: 1, recvTensor: hint });
     });
@@ -196,6 +199,27 @@ for (const { label, env } of configs) {
       await tc.cluster.stopSidecar(1);
       await tc.cluster.startSidecar({ rank: 1, node: nodeB, shmSize: SHM });
       rx = await tc.connect({ rank: 1, recvTensor: hint });
+    });
+
+    it("a streamed chunk whose worker never stages it fails at the staging deadline and frees both ends", async () => {
+      const nc = await connect({ servers: tc.url });
+      try {
+        const id = uid("x-unstaged");
+        const msg = await nc.request(subjectFor(0, Kind.sendBegin), encode({
+          id, chunkId: 0, numChunks: 1, dstRanks: [[1]], dtype: "float32", shape: [2048, 256], length: 2 * MiB,
+          worker: { rank: 0, group: [0], concurrentCopy: false },
+        }), { timeout: 10_000 });
+        const begin = decode(msg.data) as { tag: string; pieceBytes?: number };
+        expect(begin.pieceBytes, "the chunk is streamed (its one destination is on another node)").to.be.greaterThan(0);
+        expect((await tc.health(0)).send.usedBytes).to.be.at.least(2 * MiB);
+        // No staged report and no commit: after 4 s the send fails and both slots come back.
+        await waitForIdle(tc, 0, 15_000);
+        await waitForIdle(tc, 1, 15_000);
+        expect((await tc.health(0)).transfers.sendFailed).to.be.at.least(1);
+        expect(await rx.recv(id, 0, { timeoutMs: 300 }).catch((e: Error) => e.name)).to.equal("TimeoutError");
+      } finally {
+        await nc.close();
+      }
     });
 
     it("pools a TP group's memory at both ends: 12 MiB crosses although each member's pools hold 8 MiB", async () => {
